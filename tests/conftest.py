@@ -1,0 +1,23 @@
+"""Test harness shared by unit and integration tests.
+
+The collection is importable as ``ansible_collections.mdmops.apple`` only from
+a tree laid out as ``ansible_collections/mdmops/apple``.  Rather than moving the
+checkout, we point a per-checkout symlink at it and put its root on sys.path
+and on ANSIBLE_COLLECTIONS_PATH, so pytest and ansible-playbook both load this
+working tree.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+# tools/ and lab/ hold plain Python helpers that the tests import directly.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from lab.collection import collections_root  # noqa: E402
+
+COLLECTIONS = collections_root()
+if COLLECTIONS not in sys.path:
+    sys.path.insert(0, COLLECTIONS)
+os.environ["ANSIBLE_COLLECTIONS_PATH"] = COLLECTIONS
