@@ -25,6 +25,7 @@ def ansible_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
         "ANSIBLE_HOST_KEY_CHECKING": "False",
         "ANSIBLE_RETRY_FILES_ENABLED": "False",
         "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_DEPRECATION_WARNINGS": "False",
         "ANSIBLE_LOCALHOST_WARNING": "False",
         "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False",
         "PATH": BIN + os.pathsep + env.get("PATH", ""),
