@@ -1,0 +1,347 @@
+# -*- coding: utf-8 -*-
+# Copyright: mdmops.apple contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Parse a saved copy of Apple's "Use Apple products on enterprise networks"
+article (its HTML, or a text rendering with ``|`` tables) into catalog rows,
+and compare them with the bundled catalog.
+
+Language-independent: tables are read by column position (host, ports,
+protocol, OS, description, proxy support), never by header words, and each
+table is matched to a catalog service by the hosts it shares with it, so the
+French, Japanese or English page gives the same result.
+"""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+from ansible_collections.mdmops.apple.plugins.module_utils._catalog import (
+    N_COLUMNS, CatalogError, fold, normalise_cells,
+)
+
+# The fields a refresh compares; descriptions are in the page's language and
+# are reported, not compared.
+COMPARED_FIELDS = ("ports", "protocols", "platforms", "supports_proxy")
+
+_SEPARATOR_RE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)+\|?\s*$")
+_PORT_CELL_RE = re.compile(r"^\s*\d{1,5}(\s*[,;/]\s*\d{1,5})*\s*$")
+
+
+class CatalogParseError(CatalogError):
+    """The page holds no host table we can read."""
+
+
+class ParsedTable(object):
+    def __init__(self, index, heading, intro, rows, where):
+        self.index = index
+        self.heading = heading
+        self.intro = intro
+        self.rows = rows          # list of cell lists, header excluded
+        self.where = where        # "line 12" or "table 3"
+
+    def title(self):
+        return self.heading or self.intro or "table %d" % (self.index + 1)
+
+
+def _split_cells(line):
+    text = line.strip()
+    if text.startswith("|"):
+        text = text[1:]
+    if text.endswith("|"):
+        text = text[:-1]
+    return [c.strip() for c in text.split("|")]
+
+
+def _is_heading(line):
+    """A heading is a short line that does not end like a sentence."""
+    text = line.strip()
+    return bool(text) and len(text) <= 90 and not text.endswith((".", ":", "\u3002", "\uff1a", "!", "?"))
+
+
+def _is_host_table(rows):
+    """A host table has port numbers in its second column."""
+    good = [r for r in rows if len(r) >= 3 and _PORT_CELL_RE.match(r[1] or "")]
+    return bool(rows) and len(good) * 2 >= len(rows)
+
+
+def _context(lines):
+    """Return (heading, intro) from the text lines before a table."""
+    intro = ""
+    heading = []
+    for line in reversed([ln.strip() for ln in lines if ln.strip()]):
+        if _is_heading(line):
+            heading.insert(0, line)
+        elif heading:
+            break
+        elif not intro:
+            intro = line
+    return " \u2014 ".join(heading), intro
+
+
+def parse_text(text):
+    """Tables of a text rendering: a header row, a ``---|---`` line, rows."""
+    lines = text.splitlines()
+    tables = []
+    last_end = 0
+    i = 1
+    while i < len(lines):
+        if _SEPARATOR_RE.match(lines[i]) and "|" in lines[i - 1]:
+            header_at = i - 1
+            rows = []
+            j = i + 1
+            while j < len(lines) and "|" in lines[j] and not _SEPARATOR_RE.match(lines[j]):
+                rows.append(_split_cells(lines[j]))
+                j += 1
+            if _is_host_table(rows):
+                heading, intro = _context(lines[last_end:header_at])
+                tables.append(ParsedTable(len(tables), heading, intro, rows, "line %d" % (header_at + 1)))
+            last_end = j
+            i = j
+        else:
+            i += 1
+    return tables
+
+
+class _HTMLTables(HTMLParser):
+    """Collect headings, paragraphs and tables of a page, in order."""
+
+    _BLOCKS = ("p", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "caption")
+
+    def __init__(self):
+        HTMLParser.__init__(self, convert_charrefs=True)
+        self.blocks = []          # ("heading"|"text", str) or ("table", rows)
+        self._text = []
+        self._tag = None
+        self._table = None
+        self._row = None
+        self._cell = None
+        self._skip = 0
+
+    def _flush(self):
+        text = " ".join("".join(self._text).split())
+        if text and self._table is None:
+            kind = "heading" if (self._tag or "").startswith("h") and len(self._tag) == 2 else "text"
+            self.blocks.append((kind, text))
+        self._text = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ("script", "style", "noscript"):
+            self._skip += 1
+        elif tag == "table":
+            self._flush()
+            self._table = []
+        elif self._table is not None:
+            if tag == "tr":
+                self._row = []
+            elif tag in ("td", "th"):
+                self._cell = []
+            elif tag == "br" and self._cell is not None:
+                self._cell.append(", ")
+        elif tag in self._BLOCKS or tag == "br":
+            self._flush()
+            self._tag = tag
+
+    def handle_endtag(self, tag):
+        if tag in ("script", "style", "noscript"):
+            self._skip = max(0, self._skip - 1)
+        elif tag == "table" and self._table is not None:
+            self.blocks.append(("table", self._table))
+            self._table = None
+        elif self._table is not None:
+            if tag in ("td", "th") and self._cell is not None and self._row is not None:
+                self._row.append(" ".join("".join(self._cell).split()).strip(" ,"))
+                self._cell = None
+            elif tag == "tr" and self._row is not None:
+                self._table.append(self._row)
+                self._row = None
+        elif tag in self._BLOCKS:
+            self._flush()
+            self._tag = None
+
+    def handle_data(self, data):
+        if self._skip:
+            return
+        if self._table is not None:
+            if self._cell is not None:
+                self._cell.append(data)
+        else:
+            self._text.append(data)
+
+    def close(self):
+        HTMLParser.close(self)
+        self._flush()
+
+
+def parse_html(html):
+    parser = _HTMLTables()
+    parser.feed(html)
+    parser.close()
+    tables = []
+    headings, texts = [], []
+    count = 0
+    for kind, value in parser.blocks:
+        if kind == "heading":
+            if texts:
+                headings = []
+            texts = []
+            headings.append(value)
+        elif kind == "text":
+            texts.append(value)
+        else:
+            count += 1
+            rows = [r for r in value if any(c for c in r)]
+            if rows and not _PORT_CELL_RE.match(rows[0][1] if len(rows[0]) > 1 else ""):
+                rows = rows[1:]          # the header row
+            if _is_host_table(rows):
+                tables.append(ParsedTable(len(tables), " \u2014 ".join(headings[-2:]),
+                                          texts[-1] if texts else "", rows, "table %d" % count))
+            headings, texts = [], []
+    return tables
+
+
+def looks_like_html(text):
+    head = text[:4096].lower()
+    return "<table" in text.lower() or "<html" in head or "<!doctype html" in head
+
+
+def parse_article(text, source="the page"):
+    """Return the host tables of a saved article (HTML or text)."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    tables = parse_html(text) if looks_like_html(text) else parse_text(text)
+    if not tables:
+        raise CatalogParseError(
+            "%s holds no host table: expected Apple's tables (HTML <table> rows, or text rows like "
+            "'host | ports | protocol | OS | description | proxies |' under a '---|---' line). "
+            "Save the whole article 'Use Apple products on enterprise networks' (HTML or its text) "
+            "and try again." % source)
+    return tables
+
+
+def _match_sections(tables, sections):
+    """Map each parsed table to a catalog section id by shared hosts.
+
+    Greedy on the Jaccard similarity of host sets; a table that shares no host
+    with any section is new (id ``None``).
+    """
+    hosts_of = {s["id"]: set(s["hosts"]) for s in sections}
+    order = {s["id"]: n for n, s in enumerate(sections)}
+    table_hosts = []
+    for t in tables:
+        hs = set()
+        for row in t.rows:
+            try:
+                hs.add(normalise_cells(row)["host"])
+            except CatalogError:
+                continue
+        table_hosts.append(hs)
+    scores = []
+    for ti, hs in enumerate(table_hosts):
+        for sid, shs in hosts_of.items():
+            union = hs | shs
+            if union and hs & shs:
+                score = float(len(hs & shs)) / len(union)
+                scores.append((-score, abs(order[sid] - ti), ti, sid))
+    scores.sort()
+    mapping, used = {}, set()
+    for _neg, _dist, ti, sid in scores:
+        if ti in mapping or sid in used:
+            continue
+        mapping[ti] = sid
+        used.add(sid)
+    return [mapping.get(i) for i in range(len(tables))]
+
+
+def _slug(text):
+    words = re.findall(r"[a-z0-9]+", fold(text))
+    return "_".join(words)[:48] or "section"
+
+
+def article_entries(tables, sections):
+    """Catalog-shaped rows from parsed tables.
+
+    ``sections`` are the catalog's article sections (``id``, ``hosts``).
+    Returns ``(entries, problems)``: each entry has ``service``, ``section_title``
+    and the fields of :func:`normalise_cells`; a row that cannot be read is a
+    problem (with its location), not a silent drop.
+    """
+    ids = _match_sections(tables, sections)
+    entries, problems = [], []
+    for table, sid in zip(tables, ids):
+        service = sid or "new_" + _slug(table.title())
+        for n, row in enumerate(table.rows):
+            if len([c for c in row if c]) < 3:
+                continue
+            extra = [c for c in row[N_COLUMNS:] if c]
+            try:
+                entry = normalise_cells(row)
+            except CatalogError as exc:
+                problems.append("%s (%s), row %d: %s" % (table.title(), table.where, n + 1, exc))
+                continue
+            if extra:
+                problems.append("%s (%s), row %d: cells past the sixth column ignored: %s"
+                                % (table.title(), table.where, n + 1, " | ".join(extra)))
+            entry["service"] = service
+            entry["section_title"] = table.title()
+            entry["new_section"] = sid is None
+            entries.append(entry)
+    return entries, problems
+
+
+def diff_entries(bundled, parsed):
+    """Compare bundled article entries with parsed ones, keyed by (service, host).
+
+    Returns ``{"added": [...], "removed": [...], "changed": [...], "unchanged": N}``;
+    a changed row lists ``{"field": {"before": ..., "after": ...}}``.
+    """
+    def key(e):
+        return (e["service"], e["host"])
+
+    before = {}
+    for e in bundled:
+        before.setdefault(key(e), e)
+    after = {}
+    for e in parsed:
+        after.setdefault(key(e), e)
+    added = [_brief(after[k]) for k in after if k not in before]
+    removed = [_brief(before[k]) for k in before if k not in after]
+    changed = []
+    unchanged = 0
+    for k in before:
+        if k not in after:
+            continue
+        fields = {}
+        for f in COMPARED_FIELDS:
+            if before[k].get(f) != after[k].get(f):
+                fields[f] = {"before": before[k].get(f), "after": after[k].get(f)}
+        if fields:
+            changed.append({"service": k[0], "host": k[1], "changes": fields})
+        else:
+            unchanged += 1
+    return {"added": added, "removed": removed, "changed": changed, "unchanged": unchanged}
+
+
+def _brief(e):
+    out = {"service": e["service"], "host": e["host"]}
+    for f in COMPARED_FIELDS:
+        out[f] = e.get(f)
+    if e.get("section_title"):
+        out["section_title"] = e["section_title"]
+    return out
+
+
+def refresh_report(text, catalog, source="the page"):
+    """Parse ``text`` and report how it differs from ``catalog``'s article rows."""
+    tables = parse_article(text, source)
+    article = [s for s in catalog.services if s.get("source") == "apple_article"]
+    sections = [{"id": s["id"], "hosts": [e["host"] for e in catalog.entries if e["service"] == s["id"]]}
+                for s in article]
+    parsed, problems = article_entries(tables, sections)
+    bundled = [e for e in catalog.entries if e.get("source") == "apple_article"]
+    diff = diff_entries(bundled, parsed)
+    diff["problems"] = problems
+    diff["tables"] = len(tables)
+    diff["rows"] = len(parsed)
+    diff["differs"] = bool(diff["added"] or diff["removed"] or diff["changed"])
+    return diff
