@@ -1,0 +1,76 @@
+"""Every (host, port, protocol) row of Apple's article is in the catalog.
+
+This test reads the saved article with its own few lines of parsing, on
+purpose independent of plugins/module_utils/_catalog_parse.py, so a bug in the
+catalog's parser cannot hide a missing row.
+"""
+from __future__ import annotations
+
+import os
+import re
+
+from ansible_collections.mdmops.apple.plugins.module_utils._catalog import load_bundled
+
+SEED = os.path.join(os.path.dirname(__file__), "..", "fixtures", "apple_enterprise_networks_fr.txt")
+# Documented corrections: Apple's cell -> what the catalog opens.
+PROTOCOL_MEANS = {"TCP": "tcp", "UDP": "udp", "SSH": "tcp"}
+PORT_TYPOS = {"433": 443}
+
+
+def seed_rows():
+    rows = []
+    in_table = False
+    for line in open(SEED, encoding="utf-8"):
+        if line.startswith("---|"):
+            in_table = True
+            continue
+        if in_table and "|" in line:
+            cells = [c.strip() for c in line.rstrip("\n").rstrip("|").split("|")]
+            rows.append(cells)
+        else:
+            in_table = False
+    return rows
+
+
+def seed_triples():
+    out = []
+    for cells in seed_rows():
+        host, ports, protos = cells[0], cells[1], cells[2]
+        for port in re.findall(r"\d+", ports):
+            for proto in re.findall(r"[A-Z]+", protos):
+                out.append((host, port, proto))
+    return out
+
+
+def test_seed_has_the_expected_shape():
+    rows = seed_rows()
+    assert len(rows) == 139
+    assert len(seed_triples()) == 169
+
+
+def test_every_seed_row_is_a_catalog_entry():
+    article = [e for e in load_bundled().entries if e["source"] == "apple_article"]
+    assert len(article) == len(seed_rows())
+    written = sorted((e["as_written"]["host"], e["as_written"]["ports"], e["as_written"]["protocol"]) for e in article)
+    assert written == sorted((c[0], c[1], c[2]) for c in seed_rows())
+
+
+def test_every_seed_host_port_protocol_is_opened_by_the_catalog():
+    entries = load_bundled().entries
+    missing = []
+    for host, port, proto in seed_triples():
+        want_port = PORT_TYPOS.get(port, int(port))
+        want_proto = PROTOCOL_MEANS[proto]
+        ok = any(e["as_written"]["host"] == host and port in re.findall(r"\d+", e["as_written"]["ports"])
+                 and want_port in e["ports"] and want_proto in e["protocols"] for e in entries)
+        if not ok:
+            missing.append((host, port, proto))
+    assert missing == []
+
+
+def test_every_endpoint_is_reachable_from_the_flat_view():
+    cat = load_bundled()
+    flat = {(e["host"], e["port"], e["protocol"]) for e in cat.endpoints()}
+    for host, port, proto in seed_triples():
+        name = host.split("/")[0].lower()
+        assert (name, PORT_TYPOS.get(port, int(port)), PROTOCOL_MEANS[proto]) in flat
