@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Maintain the bundled Apple network catalog.
 
   python tools/catalog.py build            catalog/apple_network.yml -> plugins/module_utils/_catalog_data.py
@@ -15,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pprint
 import sys
 
 import yaml
@@ -81,8 +79,36 @@ def build_catalog(doc):
             "services": services, "entries": entries}
 
 
+def _py(obj, indent=0, width=100):
+    """A pep8-clean, ASCII-only Python literal for ``obj`` (dicts keep their order)."""
+    pad, inner = " " * indent, " " * (indent + 4)
+    if isinstance(obj, dict):
+        if not obj:
+            return "{}"
+        items = ["%s%s: %s," % (inner, ascii(k), _py(v, indent + 4, width)) for k, v in obj.items()]
+        return "{\n" + "\n".join(items) + "\n" + pad + "}"
+    if isinstance(obj, (list, tuple)):
+        flat = "[" + ", ".join(_py(v, indent + 4, width) for v in obj) + "]"
+        if "\n" not in flat and len(flat) + indent <= width:
+            return flat
+        return "[\n" + "\n".join(inner + _py(v, indent + 4, width) + "," for v in obj) + "\n" + pad + "]"
+    if isinstance(obj, str) and len(ascii(obj)) + indent > width:
+        words, chunks, cur = obj.split(" "), [], ""
+        for w in words:
+            if cur and len(ascii(cur + " " + w)) + indent + 4 > width:
+                chunks.append(cur + " ")
+                cur = w
+            else:
+                cur = cur + " " + w if cur else w
+        chunks.append(cur)
+        return "(\n" + "\n".join(inner + ascii(c) for c in chunks) + "\n" + pad + ")"
+    if isinstance(obj, (str, bool, int, float)) or obj is None:
+        return ascii(obj)
+    raise TypeError("cannot render %r" % (obj,))
+
+
 def render(data):
-    return HEADER + "CATALOG = " + pprint.pformat(data, width=110, sort_dicts=False) + "\n"
+    return HEADER + "CATALOG = " + _py(data) + "\n"
 
 
 def load_source():

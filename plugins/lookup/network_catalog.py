@@ -15,7 +15,7 @@ description:
     controller, without a task.
   - Handy for templates (proxy allow lists, PAC files) and for feeding other vendors' modules.
 author:
-  - mdmops.apple contributors
+  - mdmops.apple maintainers (@mdmops)
 options:
   _terms:
     description:
@@ -90,7 +90,7 @@ def _view(selection, catalog, name):
         "wildcard_hosts": selection.wildcard_hosts,
         "outside_apple_range": selection.outside_apple_range,
         "ports": selection.ports,
-        "ranges": lambda: catalog.apple_networks(),
+        "ranges": catalog.apple_networks,
         "apns_ranges": lambda: catalog.apple_networks(apns_only=True),
         "services": lambda: selection.services,
         "counts": selection.counts,

@@ -22,7 +22,7 @@ description:
   - With O(article_path), also compares a saved copy of Apple's article (HTML, or text tables, in any of
     Apple's languages) with the bundled catalog and reports the rows added, removed and changed.
 author:
-  - mdmops.apple contributors
+  - mdmops.apple maintainers (@mdmops)
 extends_documentation_fragment:
   - mdmops.apple.catalog_selection
 options:

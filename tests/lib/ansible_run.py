@@ -52,7 +52,7 @@ def run_module(module: str, args: Dict[str, Any], *, check: bool = False, diff: 
             cmd.append("--check")
         if diff:
             cmd.append("--diff")
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(env), timeout=timeout)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(env), timeout=timeout, check=False)
         path = os.path.join(tree, host)
         if not os.path.exists(path):
             raise AssertionError("ansible produced no result (rc=%s)\nstdout:\n%s\nstderr:\n%s"
@@ -78,4 +78,4 @@ def run_playbook(playbook: str, *, inventory: Optional[str] = None, extra_vars: 
         cmd.append("--check")
     if diff:
         cmd.append("--diff")
-    return subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(env), timeout=timeout)
+    return subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(env), timeout=timeout, check=False)

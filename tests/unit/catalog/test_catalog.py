@@ -45,8 +45,8 @@ def test_push_provider_and_retired_ports(bundled):
     api = entry(bundled, "push_provider", "api.push.apple.com")
     assert api["ports"] == [443, 2197] and api["initiators"] == ["mdm_servers"]
     retired = [e for e in bundled.entries if e["retired"]]
-    assert sorted((e["host"], e["ports"][0]) for e in retired) == [("feedback.push.apple.com", 2196),
-                                                                  ("gateway.push.apple.com", 2195)]
+    assert sorted((e["host"], e["ports"][0]) for e in retired) == [
+        ("feedback.push.apple.com", 2196), ("gateway.push.apple.com", 2195)]
     assert 2195 not in bundled.ports()["tcp"] and 2196 not in bundled.ports()["tcp"]
     with_retired = bundled.select(include_retired=True)
     assert {2195, 2196} <= set(with_retired.ports()["tcp"])
@@ -122,8 +122,9 @@ def test_bad_cells(cells, message):
         cat.normalise_cells(cells)
 
 
-@pytest.mark.parametrize("cell,value", [("Oui", True), ("Yes", True), ("はい", True), ("Sí", True), ("—", False),
-                                       ("-", False), ("__", False), ("Non", False), ("", None)])
+@pytest.mark.parametrize("cell,value", [
+    ("Oui", True), ("Yes", True), ("\u306f\u3044", True), ("S\u00ed", True), ("\u2014", False),
+    ("-", False), ("__", False), ("Non", False), ("", None)])
 def test_proxy_words(cell, value):
     assert cat.proxy_value(cell) == (value, True)
 
@@ -134,5 +135,5 @@ def test_generated_data_is_current():
     import os
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     proc = subprocess.run([sys.executable, os.path.join(repo, "tools", "catalog.py"), "check"],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr

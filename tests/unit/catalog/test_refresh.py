@@ -63,7 +63,7 @@ def test_html_copy_parses_to_the_same_catalog():
 
 def test_other_language_headers_and_words_give_the_same_result():
     # Column position, not header words: an English/Japanese rendering of the same table.
-    text = seed_text().replace("Hôtes | Ports | Protocole | Système d’exploitation | Description | Prend en charge",
+    text = seed_text().replace("Hôtes | Ports | Protocole | Système d\u2019exploitation | Description | Prend en charge",
                                "ホスト | ポート | プロトコル | OS | 説明 | プロキシ対応")
     text = text.replace("| Oui |", "| Yes |").replace(" et visionOS", " and visionOS")
     report = refresh_report(text, load_bundled())
@@ -73,8 +73,8 @@ def test_other_language_headers_and_words_give_the_same_result():
 def test_edited_copy_reports_exactly_the_edits():
     text = seed_text()
     # 1. a row added to Device management
-    text = edit(text, "*.appattest.apple.com | 443 | TCP | iOS, iPadOS, tvOS, macOS et visionOS | Attestation d’appareils gérés | — |",
-                "*.appattest.apple.com | 443 | TCP | iOS, iPadOS, tvOS, macOS et visionOS | Attestation d’appareils gérés | — |\n"
+    text = edit(text, "*.appattest.apple.com | 443 | TCP | iOS, iPadOS, tvOS, macOS et visionOS | Attestation d\u2019appareils gérés | — |",
+                "*.appattest.apple.com | 443 | TCP | iOS, iPadOS, tvOS, macOS et visionOS | Attestation d\u2019appareils gérés | — |\n"
                 "mdm-new.apple.com | 8443 | TCP | iOS et macOS | Nouveau service | Oui |")
     # 2. a port changed in Device setup
     text = edit(text, "albert.apple.com | 443 | TCP", "albert.apple.com | 443, 8443 | TCP")
@@ -105,7 +105,7 @@ def test_proxy_and_protocol_changes_are_reported():
 
 def test_a_new_table_becomes_a_new_section():
     text = seed_text() + ("\nNouveau service\nLes appareils doivent accéder à ces hôtes.\n"
-                          "Hôtes | Ports | Protocole | Système d’exploitation | Description | Prend en charge les proxys |\n"
+                          "Hôtes | Ports | Protocole | Système d\u2019exploitation | Description | Prend en charge les proxys |\n"
                           "---|---|---|---|---|---|\n"
                           "brand-new.apple.com | 443 | TCP | iOS | Nouveau | Oui |\n")
     report = refresh_report(text, load_bundled())
@@ -116,7 +116,7 @@ def test_a_new_table_becomes_a_new_section():
 def test_unreadable_row_is_a_problem_not_a_silent_drop():
     text = edit(seed_text(), "albert.apple.com | 443 |", "albert.apple.com | 99999 |")
     report = refresh_report(text, load_bundled())
-    assert any("99999" in p and "Configuration de l’appareil" in p for p in report["problems"])
+    assert any("99999" in p and "Configuration de l\u2019appareil" in p for p in report["problems"])
     assert [(r["service"], r["host"]) for r in report["removed"]] == [("device_setup", "albert.apple.com")]
 
 

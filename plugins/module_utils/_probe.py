@@ -1,0 +1,170 @@
+# -*- coding: utf-8 -*-
+# Copyright: mdmops.apple contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Concurrent reachability probes: DNS, then TCP connect or a UDP exchange.
+
+Pure Python (standard library only), no Ansible imports.  Each probe is
+classified so a human can act on it: a refused TCP connection, a silent drop
+(timeout), a local firewall (EPERM/EACCES) and a missing route are different
+problems with different owners.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import struct
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+# Concrete names to probe for Apple's wildcard hosts (a wildcard cannot be
+# resolved as such).  Override or extend with the ``names`` option.
+WILDCARD_SAMPLES = {
+    "*.push.apple.com": "1-courier.push.apple.com",
+    "*.itunes.apple.com": "init.itunes.apple.com",
+    "*.apps.apple.com": "apps.apple.com",
+    "*.mzstatic.com": "is1-ssl.mzstatic.com",
+    "*.icloud.com": "www.icloud.com",
+    "*.apple-cloudkit.com": "api.apple-cloudkit.com",
+    "*.cdn-apple.com": "updates.cdn-apple.com",
+    "*.business.apple.com": "business.apple.com",
+    "*.school.apple.com": "school.apple.com",
+}
+
+# Status of one probe, from best to worst.
+OK = "ok"
+STATUSES = ("ok", "no_answer", "skipped", "dns_failed", "refused", "timeout", "unreachable", "blocked_locally", "error")
+
+
+def concrete_name(host, names=None):
+    """The name to resolve for a catalog host, or None for an unmapped wildcard."""
+    if not host.startswith("*."):
+        return host
+    names = names or {}
+    return names.get(host) or WILDCARD_SAMPLES.get(host)
+
+
+def _ntp_request():
+    # LI=0, VN=4, mode=3 (client), then zeros; 48 bytes.
+    return struct.pack("!B47x", (0 << 6) | (4 << 3) | 3)
+
+
+def resolve(name, family=0, timeout=None):
+    """Return ``(addresses, error)``; addresses keep getaddrinfo's order, IPv4 first."""
+    try:
+        infos = socket.getaddrinfo(name, None, family, socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        return [], "dns: %s" % (exc.strerror or exc)
+    except (OSError, UnicodeError) as exc:
+        return [], "dns: %s" % exc
+    addrs = []
+    for info in infos:
+        addr = info[4][0]
+        if addr not in addrs:
+            addrs.append(addr)
+    addrs.sort(key=lambda a: ":" in a)
+    return addrs, None
+
+
+def classify_oserror(exc):
+    code = getattr(exc, "errno", None)
+    if isinstance(exc, socket.timeout) or code in (errno.ETIMEDOUT,):
+        return "timeout"
+    if isinstance(exc, ConnectionRefusedError) or code == errno.ECONNREFUSED:
+        return "refused"
+    if code in (errno.EPERM, errno.EACCES):
+        return "blocked_locally"
+    if code in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EADDRNOTAVAIL, errno.ENETDOWN):
+        return "unreachable"
+    return "error"
+
+
+def tcp_connect(address, port, timeout):
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    start = time.monotonic()
+    try:
+        sock.connect((address, port))
+        return OK, round((time.monotonic() - start) * 1000.0, 1), None
+    except (OSError, socket.timeout) as exc:
+        return classify_oserror(exc), round((time.monotonic() - start) * 1000.0, 1), str(exc) or "timed out"
+    finally:
+        sock.close()
+
+
+def udp_exchange(address, port, timeout):
+    """Send one datagram (an NTP request on 123) and wait for any answer.
+
+    UDP has no handshake: no answer is inconclusive (``no_answer``), not a failure.
+    """
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    sock.settimeout(timeout)
+    start = time.monotonic()
+    try:
+        sock.connect((address, port))
+        sock.send(_ntp_request() if port == 123 else b"\x00")
+        sock.recv(2048)
+        return OK, round((time.monotonic() - start) * 1000.0, 1), None
+    except socket.timeout:
+        return "no_answer", round((time.monotonic() - start) * 1000.0, 1), "no UDP answer (inconclusive)"
+    except OSError as exc:
+        return classify_oserror(exc), round((time.monotonic() - start) * 1000.0, 1), str(exc)
+    finally:
+        sock.close()
+
+
+def probe_all(endpoints, names=None, timeout=3.0, concurrency=32, ip_version=0):
+    """Probe catalog endpoints (dicts with service, host, port, protocol).
+
+    Names are resolved once each; endpoints sharing a (name, port, protocol)
+    are probed once.  Results keep the order of ``endpoints``.
+    """
+    family = {4: socket.AF_INET, 6: socket.AF_INET6}.get(ip_version, 0)
+    concrete = [concrete_name(ep["host"], names) for ep in endpoints]
+    workers = max(1, min(int(concurrency), 256))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        unique_names = sorted({n for n in concrete if n})
+        resolved = dict(zip(unique_names, pool.map(lambda n: resolve(n, family), unique_names)))
+        jobs = {}
+        for ep, name in zip(endpoints, concrete):
+            if name and resolved[name][0]:
+                key = (resolved[name][0][0], ep["port"], ep["protocol"])
+                if key not in jobs:
+                    fn = tcp_connect if ep["protocol"] == "tcp" else udp_exchange
+                    jobs[key] = pool.submit(fn, key[0], key[1], timeout)
+        results = []
+        for ep, name in zip(endpoints, concrete):
+            res = {"service": ep["service"], "host": ep["host"], "name": name, "port": ep["port"],
+                   "protocol": ep["protocol"], "addresses": [], "address": None, "status": None,
+                   "latency_ms": None, "error": None}
+            if not name:
+                res.update(status="skipped", error="wildcard host: give a concrete name for it in `names`")
+            else:
+                addrs, err = resolved[name]
+                res["addresses"] = addrs
+                if err:
+                    res.update(status="dns_failed", error=err)
+                else:
+                    status, latency, error = jobs[(addrs[0], ep["port"], ep["protocol"])].result()
+                    res.update(address=addrs[0], status=status, latency_ms=latency, error=error)
+            results.append(res)
+    return results
+
+
+def summarise(results):
+    counts = dict((s, 0) for s in STATUSES)
+    for r in results:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    return dict((k, v) for k, v in counts.items() if v)
+
+
+def table(results):
+    """Fixed-width lines for humans (the demo prints them)."""
+    lines = ["%-44s %-6s %-5s %-40s %-15s %s" % ("NAME", "PROTO", "PORT", "ADDRESS", "STATUS", "MS")]
+    for r in results:
+        lines.append("%-44s %-6s %-5s %-40s %-15s %s" % (
+            (r["name"] or r["host"])[:44], r["protocol"], r["port"], (r["address"] or "-")[:40], r["status"],
+            "" if r["latency_ms"] is None else r["latency_ms"]))
+    return lines

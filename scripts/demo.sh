@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Bring up the built-in lab and run the main playbook (mdmops.apple.network_report)
+# from the lab's corp host: the catalog summary and a DNS/TCP reachability table.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "demo: run as root (the lab uses network namespaces)" >&2; exit 1; }
+export ANSIBLE_COLLECTIONS_PATH
+ANSIBLE_COLLECTIONS_PATH=$(.venv/bin/python lab/collection.py)
+export PATH="$PWD/.venv/bin:$PATH" ANSIBLE_LOCALHOST_WARNING=False ANSIBLE_DEPRECATION_WARNINGS=False
+.venv/bin/python -m lab up
+inventory=$(.venv/bin/python -m lab inventory)
+ansible-playbook -i "$inventory" mdmops.apple.network_report -e target=corp "$@"
+echo
+echo "The lab is still up (namespaces $(.venv/bin/python -m lab status --names 2>/dev/null || echo '...')); 'make lab-down' removes it."

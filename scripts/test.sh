@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Every test of the project, in one run: molecule (against the lab), ansible-test
+# sanity, ansible-lint, then pytest (unit + lab integration). Runs each step even
+# when an earlier one fails, and fails at the end if any did.
+# With arguments, runs only the named steps (molecule, sanity, lint, pytest).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "test: run as root (the lab uses network namespaces)" >&2; exit 1; }
+export PATH="$PWD/.venv/bin:$PATH"
+export ANSIBLE_COLLECTIONS_PATH
+ANSIBLE_COLLECTIONS_PATH=$(python lab/collection.py)
+export ANSIBLE_LOCALHOST_WARNING=False ANSIBLE_DEPRECATION_WARNINGS=False ANSIBLE_NOCOLOR=1 PY_COLORS=0
+
+steps=("$@")
+[ ${#steps[@]} -gt 0 ] || steps=(molecule sanity lint pytest)
+declare -A result
+
+run_molecule() {
+  local rc=0 scenario
+  for scenario in extensions/molecule/*/molecule.yml; do
+    scenario=$(basename "$(dirname "$scenario")")
+    (cd extensions && molecule test -s "$scenario") || rc=1
+  done
+  return $rc
+}
+run_sanity() { bash scripts/sanity.sh; }
+run_lint() { ansible-lint --offline --profile production; }
+run_pytest() { python -m pytest tests/unit tests/integration; }
+
+for step in "${steps[@]}"; do
+  echo "=== $step"
+  start=$SECONDS
+  if "run_$step"; then result[$step]="ok"; else result[$step]="FAILED"; fi
+  echo "=== $step: ${result[$step]} in $((SECONDS - start)) s"
+done
+
+failed=0
+summary=""
+for step in "${steps[@]}"; do
+  summary+="$step ${result[$step]}; "
+  [ "${result[$step]}" = ok ] || failed=1
+done
+echo "make test: ${summary% }"
+exit $failed
