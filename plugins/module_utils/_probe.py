@@ -22,13 +22,10 @@ from concurrent.futures import ThreadPoolExecutor
 WILDCARD_SAMPLES = {
     "*.push.apple.com": "1-courier.push.apple.com",
     "*.itunes.apple.com": "init.itunes.apple.com",
-    "*.apps.apple.com": "apps.apple.com",
     "*.mzstatic.com": "is1-ssl.mzstatic.com",
     "*.icloud.com": "www.icloud.com",
     "*.apple-cloudkit.com": "api.apple-cloudkit.com",
     "*.cdn-apple.com": "updates.cdn-apple.com",
-    "*.business.apple.com": "business.apple.com",
-    "*.school.apple.com": "school.apple.com",
 }
 
 # Status of one probe, from best to worst.
