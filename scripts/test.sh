@@ -10,6 +10,8 @@ export PATH="$PWD/.venv/bin:$PATH"
 export ANSIBLE_COLLECTIONS_PATH
 ANSIBLE_COLLECTIONS_PATH=$(python lab/collection.py)
 export ANSIBLE_LOCALHOST_WARNING=False ANSIBLE_DEPRECATION_WARNINGS=False ANSIBLE_NOCOLOR=1 PY_COLORS=0
+# the lab must come up here: a lab that cannot start fails the run instead of skipping
+export MDMOPS_LAB_REQUIRED=1
 
 steps=("$@")
 [ ${#steps[@]} -gt 0 ] || steps=(molecule sanity lint pytest)

@@ -1,0 +1,69 @@
+"""Integration fixtures: the built-in lab (network namespaces), brought up once per session.
+
+* ``lab``: a running ``lab.netns.Lab``.  Prefix ``$MDMOPS_LAB_PREFIX`` or
+  ``mdmtest`` (so a lab you started by hand with ``python -m lab up`` is not
+  touched).  A lab that was already up is reused and left up; otherwise it is
+  torn down at the end (keep it with ``MDMOPS_LAB_KEEP=1``).
+* ``in_ns``: ``in_ns(ns, code)`` runs Python ``code`` inside namespace ``ns``
+  and returns the JSON the code printed last.
+
+Without root or ``ip netns`` the lab tests are skipped, unless
+``MDMOPS_LAB_REQUIRED=1`` (CI) turns that into a failure.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from lab.netns import Lab, LabError
+
+
+def _unavailable():
+    if os.geteuid() != 0:
+        return "the lab needs root (ip netns); run the integration tests as root"
+    for tool in ("ip", "dnsmasq", "ss", "setsid"):
+        if not shutil.which(tool) and not os.path.exists("/usr/sbin/" + tool):
+            return "the lab needs %s (apt-get install iproute2 dnsmasq-base util-linux)" % tool
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False)
+    if out.returncode:
+        return "'ip netns' does not work here: %s" % out.stderr.strip()
+    return None
+
+
+def _skip_or_fail(reason):
+    if os.environ.get("MDMOPS_LAB_REQUIRED"):
+        pytest.fail("lab required (MDMOPS_LAB_REQUIRED) but unavailable: " + reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def lab():
+    reason = _unavailable()
+    if reason:
+        _skip_or_fail(reason)
+    instance = Lab(os.environ.get("MDMOPS_LAB_PREFIX") or "mdmtest")
+    was_up = instance.is_up()
+    try:
+        instance.up()
+    except LabError as exc:
+        _skip_or_fail(str(exc))
+    yield instance
+    if not was_up and not os.environ.get("MDMOPS_LAB_KEEP"):
+        instance.down()
+
+
+@pytest.fixture(scope="session")
+def in_ns(lab):
+    def run(ns, code, timeout=60):
+        proc = lab.python(ns, code, timeout=timeout)
+        if proc.returncode:
+            raise AssertionError("python in %s failed (rc %s):\n%s" % (ns, proc.returncode, proc.stderr))
+        lines = proc.stdout.strip().splitlines()
+        if not lines:
+            raise AssertionError("python in %s printed nothing; stderr:\n%s" % (ns, proc.stderr))
+        return json.loads(lines[-1])
+    return run
