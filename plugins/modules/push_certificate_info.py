@@ -1,0 +1,379 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: mdmops.apple contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: push_certificate_info
+short_description: Inspect an Apple MDM push (APNs) certificate
+version_added: 0.1.0
+description:
+  - Reads an MDM push certificate from a file or from inline content, in PEM (certificate alone, with its key,
+    or with a chain), DER or PKCS#12 form, and returns its push topic, expiry, issuer, fingerprints and key facts.
+  - Optionally checks that a private key belongs to the certificate, and compares the certificate with another one
+    (for example the one an MDM console currently holds) to tell a renewal from a certificate issued to another
+    Apple Account.
+  - Never returns key material, and never changes anything.
+  - Fingerprints are colon-separated uppercase hexadecimal, like C(openssl x509 -fingerprint).
+    O(expires_within_days) drives RV(expires_soon).
+author:
+  - mdmops.apple maintainers (@mdmops)
+requirements:
+  - cryptography >= 41.0
+options:
+  path:
+    description:
+      - Path of the certificate file on the managed host.
+      - The format is detected from the content unless O(format) is set.
+      - Exactly one of O(path) and O(content) is required.
+    type: path
+  content:
+    description:
+      - The certificate itself, as PEM text, or base64 of a DER certificate or of a PKCS#12 file.
+      - Exactly one of O(path) and O(content) is required.
+    type: str
+  format:
+    description:
+      - Format of the input. V(auto) detects PEM markers, the PKCS#12 structure, or a DER certificate.
+    type: str
+    choices: [auto, pem, der, pkcs12]
+    default: auto
+  password:
+    description:
+      - Password of a PKCS#12 input, or passphrase of an encrypted private key inside a PEM input.
+    type: str
+  private_key_path:
+    description:
+      - Path of a private key (PEM or DER; PKCS#1, PKCS#8 or SEC1; encrypted or not) to check against the
+        certificate. Sets RV(key_matches).
+      - Mutually exclusive with O(private_key_content).
+    type: path
+  private_key_content:
+    description:
+      - The private key as PEM text (or base64 of DER). Sets RV(key_matches).
+      - Mutually exclusive with O(private_key_path).
+    type: str
+  private_key_passphrase:
+    description:
+      - Passphrase of an encrypted private key given with O(private_key_path) or O(private_key_content).
+    type: str
+  compare_to_path:
+    description:
+      - Path of another certificate (any supported format) to compare with, typically the certificate in use.
+      - Sets RV(same_certificate_as_compared), RV(same_topic_as_compared) and RV(is_renewal_of_compared).
+    type: path
+  compare_to_content:
+    description:
+      - The certificate to compare with, as inline content (see O(content)).
+      - Mutually exclusive with O(compare_to_path).
+    type: str
+  compare_to_password:
+    description:
+      - Password of the compared certificate when it is a PKCS#12 file.
+    type: str
+  expires_within_days:
+    description:
+      - RV(expires_soon) is true when the certificate expires in fewer days than this (or has expired).
+    type: int
+    default: 30
+notes:
+  - RV(is_mdm_push) identifies the kind of certificate by its issuer name and topic; it is not a trust check.
+  - Supports check mode; the module only reads.
+seealso:
+  - module: mdmops.apple.push_certificate_request
+"""
+
+EXAMPLES = r"""
+- name: Inspect the push certificate in use
+  mdmops.apple.push_certificate_info:
+    path: /etc/nanomdm/push.pem
+    private_key_path: /etc/nanomdm/push.key
+  register: push
+
+- name: Fail when it expires within 30 days or is not an MDM push certificate
+  ansible.builtin.assert:
+    that:
+      - push.is_mdm_push
+      - not push.expires_soon
+      - push.key_matches
+    fail_msg: "{{ push.topic }} expires on {{ push.not_after }} ({{ push.days_remaining }} days left)"
+
+- name: Check that a renewed certificate keeps the topic before uploading it
+  mdmops.apple.push_certificate_info:
+    path: "/tmp/MDM_ Example Corp_Certificate.pem"
+    compare_to_path: /etc/nanomdm/push.pem
+  register: renewed
+  failed_when: not renewed.same_topic_as_compared
+
+- name: Inspect a password-protected PKCS#12 bundle
+  mdmops.apple.push_certificate_info:
+    path: /root/push.p12
+    password: "{{ vault_push_p12_password }}"
+"""
+
+RETURN = r"""
+subject:
+  description: Subject of the certificate, RFC 4514 string (most significant attribute last).
+  returned: success
+  type: str
+  sample: C=US,CN=APSP:3f1c6d2e-8a4b-4b6a-9d1e-2f7c5a9b0c11,UID=com.apple.mgmt.External.3f1c6d2e-8a4b-4b6a-9d1e-2f7c5a9b0c11
+subject_ordered:
+  description: Subject attributes as C([name, value]) pairs in certificate order.
+  returned: success
+  type: list
+  elements: list
+  sample: [["UID", "com.apple.mgmt.External.3f1c6d2e-8a4b-4b6a-9d1e-2f7c5a9b0c11"], ["CN", "APSP:3f1c6d2e-8a4b-4b6a-9d1e-2f7c5a9b0c11"], ["C", "US"]]
+issuer:
+  description: Issuer of the certificate, RFC 4514 string.
+  returned: success
+  type: str
+  sample: C=US,O=Apple Inc.,OU=Apple Certification Authority,CN=Apple Application Integration 2 Certification Authority
+issuer_ordered:
+  description: Issuer attributes as C([name, value]) pairs in certificate order.
+  returned: success
+  type: list
+  elements: list
+  sample: [["CN", "Apple Application Integration 2 Certification Authority"], ["OU", "Apple Certification Authority"]]
+issuer_common_name:
+  description: Common name of the issuer.
+  returned: success
+  type: str
+  sample: Apple Application Integration 2 Certification Authority
+common_name:
+  description: Common name of the subject (C(APSP:<uuid>) for an MDM push certificate).
+  returned: success
+  type: str
+  sample: APSP:3f1c6d2e-8a4b-4b6a-9d1e-2f7c5a9b0c11
+topic:
+  description:
+    - The push topic, from the subject UID attribute (OID 0.9.2342.19200300.100.1.1).
+    - V(null) when the certificate has no UID attribute.
+  returned: success
+  type: str
+  sample: com.apple.mgmt.External.3f1c6d2e-8a4b-4b6a-9d1e-2f7c5a9b0c11
+serial_number:
+  description: Serial number, decimal.
+  returned: success
+  type: str
+  sample: "1234567890123456789"
+serial_number_hex:
+  description: Serial number, uppercase hexadecimal without separators (like C(openssl x509 -serial)).
+  returned: success
+  type: str
+  sample: 112210F47DE98115
+fingerprint_sha1:
+  description: SHA-1 fingerprint of the certificate DER, colon-separated uppercase hex.
+  returned: success
+  type: str
+  sample: "9F:2B:...:1C"
+fingerprint_sha256:
+  description: SHA-256 fingerprint of the certificate DER, colon-separated uppercase hex.
+  returned: success
+  type: str
+  sample: "4A:7E:...:D0"
+public_key_fingerprint_sha256:
+  description:
+    - SHA-256 of the certificate's SubjectPublicKeyInfo, colon-separated uppercase hex.
+    - Equals C(public_key_fingerprint_sha256) returned by M(mdmops.apple.push_certificate_request) for the key
+      whose CSR produced the certificate.
+  returned: success
+  type: str
+  sample: "0B:33:...:9E"
+public_key_type:
+  description: Type of the certificate's public key.
+  returned: success
+  type: str
+  sample: RSA
+public_key_size:
+  description: Size of the public key in bits (curve name for EC keys).
+  returned: success
+  type: raw
+  sample: 2048
+signature_algorithm:
+  description: Signature algorithm of the certificate.
+  returned: success
+  type: str
+  sample: sha256WithRSAEncryption
+not_before:
+  description: Start of validity, ISO 8601 UTC.
+  returned: success
+  type: str
+  sample: "2025-03-01T10:00:00Z"
+not_after:
+  description: End of validity, ISO 8601 UTC.
+  returned: success
+  type: str
+  sample: "2026-03-01T10:00:00Z"
+days_remaining:
+  description: Whole days until RV(not_after); negative once expired.
+  returned: success
+  type: int
+  sample: 241
+expired:
+  description: Whether the certificate has expired.
+  returned: success
+  type: bool
+  sample: false
+not_yet_valid:
+  description: Whether the certificate's validity has not begun yet (often a wrong clock).
+  returned: success
+  type: bool
+  sample: false
+expires_soon:
+  description: Whether the certificate expires within O(expires_within_days) days, or has already expired.
+  returned: success
+  type: bool
+  sample: false
+is_mdm_push:
+  description:
+    - Whether the certificate looks like an MDM push certificate, that is issued by
+      C(Apple Application Integration 2 Certification Authority) with a topic starting with C(com.apple.mgmt.).
+  returned: success
+  type: bool
+  sample: true
+mdm_push_reasons:
+  description: Why the certificate is not an MDM push certificate; empty when RV(is_mdm_push) is true.
+  returned: success
+  type: list
+  elements: str
+  sample: []
+input_format:
+  description: Format the input was read as.
+  returned: success
+  type: str
+  sample: pem
+certificates_found:
+  description: Number of certificates found in the input (leaf plus chain).
+  returned: success
+  type: int
+  sample: 3
+chain_subjects:
+  description: Subjects of the other certificates in the input, issuers of the leaf first.
+  returned: success
+  type: list
+  elements: str
+  sample: ["C=US,O=Apple Inc.,OU=Apple Certification Authority,CN=Apple Application Integration 2 Certification Authority"]
+chain_verified:
+  description: Whether the input holds a chain and each certificate's signature verifies with the next one's key.
+  returned: success
+  type: bool
+  sample: true
+contains_private_key:
+  description: Whether the input itself holds a private key (as a PKCS#12 bundle or a combined PEM does).
+  returned: success
+  type: bool
+  sample: false
+key_matches:
+  description: Whether the private key belongs to the certificate.
+  returned: when O(private_key_path) or O(private_key_content) is given, or the input itself holds a readable key
+  type: bool
+  sample: true
+private_key_type:
+  description: Type and size of the private key that was checked.
+  returned: when RV(key_matches) is returned
+  type: str
+  sample: RSA 2048
+same_certificate_as_compared:
+  description: Whether the certificate is the compared certificate.
+  returned: when O(compare_to_path) or O(compare_to_content) is given
+  type: bool
+  sample: false
+same_topic_as_compared:
+  description: Whether both certificates carry the same push topic (a renewal under the same Apple Account).
+  returned: when O(compare_to_path) or O(compare_to_content) is given
+  type: bool
+  sample: true
+is_renewal_of_compared:
+  description: Same topic, a different certificate, and a later expiry than the compared certificate.
+  returned: when O(compare_to_path) or O(compare_to_content) is given
+  type: bool
+  sample: true
+compared:
+  description: Facts about the compared certificate.
+  returned: when O(compare_to_path) or O(compare_to_content) is given
+  type: dict
+  contains:
+    subject:
+      description: Subject, RFC 4514 string.
+      type: str
+      returned: always
+      sample: C=US,CN=APSP:3f1c6d2e-8a4b-4b6a-9d1e-2f7c5a9b0c11,UID=com.apple.mgmt.External.3f1c6d2e-8a4b-4b6a-9d1e-2f7c5a9b0c11
+    topic:
+      description: Push topic.
+      type: str
+      returned: always
+      sample: com.apple.mgmt.External.3f1c6d2e-8a4b-4b6a-9d1e-2f7c5a9b0c11
+    serial_number:
+      description: Serial number, decimal.
+      type: str
+      returned: always
+      sample: "1234567890123456789"
+    fingerprint_sha256:
+      description: SHA-256 fingerprint.
+      type: str
+      returned: always
+      sample: "4A:7E:...:D0"
+    not_after:
+      description: End of validity, ISO 8601 UTC.
+      type: str
+      returned: always
+      sample: "2025-03-01T10:00:00Z"
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.mdmops.apple.plugins.module_utils._certs import (
+    CRYPTOGRAPHY_IMPORT_ERROR,
+    HAS_CRYPTOGRAPHY,
+    CertificateError,
+    certificate_info,
+)
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path"),
+            content=dict(type="str", no_log=True),
+            format=dict(type="str", default="auto", choices=["auto", "pem", "der", "pkcs12"]),
+            password=dict(type="str", no_log=True),
+            private_key_path=dict(type="path"),
+            private_key_content=dict(type="str", no_log=True),
+            private_key_passphrase=dict(type="str", no_log=True),
+            compare_to_path=dict(type="path"),
+            compare_to_content=dict(type="str", no_log=True),
+            compare_to_password=dict(type="str", no_log=True),
+            expires_within_days=dict(type="int", default=30),
+        ),
+        mutually_exclusive=[
+            ("path", "content"),
+            ("private_key_path", "private_key_content"),
+            ("compare_to_path", "compare_to_content"),
+        ],
+        required_one_of=[("path", "content")],
+        supports_check_mode=True,
+    )
+    if not HAS_CRYPTOGRAPHY:
+        module.fail_json(msg=missing_required_lib("cryptography >= 41.0"), exception=CRYPTOGRAPHY_IMPORT_ERROR)
+
+    params = module.params
+    try:
+        result, warnings = certificate_info(
+            path=params["path"], content=params["content"], fmt=params["format"], password=params["password"],
+            private_key_path=params["private_key_path"], private_key_content=params["private_key_content"],
+            private_key_passphrase=params["private_key_passphrase"], compare_to_path=params["compare_to_path"],
+            compare_to_content=params["compare_to_content"], compare_to_password=params["compare_to_password"],
+            expires_within_days=params["expires_within_days"],
+        )
+    except CertificateError as exc:
+        module.fail_json(msg=str(exc))
+    for warning in warnings:
+        module.warn(warning)
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == "__main__":
+    main()

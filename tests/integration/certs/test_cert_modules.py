@@ -1,0 +1,343 @@
+"""push_certificate_info and push_certificate_request run for real (ansible ad-hoc, local connection).
+
+Certificates, keys and vendor material are generated at run time in tmp_path.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import plistlib
+import stat
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+
+from lab.pki import ApplePushPKI
+from tests.lib.ansible_run import run_module
+
+INFO = "mdmops.apple.push_certificate_info"
+REQUEST = "mdmops.apple.push_certificate_request"
+P12_PASSWORD = "Lab-Pkcs12-Pw!"
+
+
+@pytest.fixture(scope="module")
+def pki():
+    return ApplePushPKI()
+
+
+@pytest.fixture(scope="module")
+def push(pki):
+    return pki.push()
+
+
+def ok(result):
+    assert result["_rc"] == 0, result["_stdout"]
+    assert "Traceback" not in result["_stdout"]
+    assert "PRIVATE KEY" not in json.dumps(result)
+    return result
+
+
+def failed(result, *fragments):
+    """A clean failure: non-zero exit, a message naming the problem, no traceback, no key text."""
+    assert result["_rc"] != 0, result
+    assert result.get("failed", True) is True  # the --tree output of ansible-core 2.19 drops the failed key
+    assert "FAILED!" in result["_stdout"]
+    assert "Traceback" not in result["_stdout"]
+    assert "module_stderr" not in result and "exception" not in result
+    assert "PRIVATE KEY" not in json.dumps(result)
+    for fragment in fragments:
+        assert fragment in result["msg"], result["msg"]
+    return result
+
+
+def mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+# ---------------------------------------------------------------------------
+# push_certificate_info
+# ---------------------------------------------------------------------------
+
+class TestInfo:
+    def test_results_match_the_certificate(self, tmp_path, pki, push):
+        cert_path, key_path = str(tmp_path / "push.pem"), str(tmp_path / "push.key")
+        push.write(cert_path, key_path, with_chain=True)
+        result = ok(run_module(INFO, {"path": cert_path, "private_key_path": key_path}))
+        cert = push.cert
+        assert result["changed"] is False
+        assert result["topic"] == push.topic and result["topic"].startswith("com.apple.mgmt.External.")
+        assert result["common_name"] == "APSP:" + push.uuid
+        assert result["issuer_common_name"] == "Apple Application Integration 2 Certification Authority"
+        assert result["serial_number"] == str(cert.serial_number)
+        assert result["fingerprint_sha256"] == ":".join("%02X" % b for b in cert.fingerprint(hashes.SHA256()))
+        assert result["not_after"] == cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert result["not_before"] == cert.not_valid_before_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert result["expired"] is False and result["expires_soon"] is False and result["not_yet_valid"] is False
+        assert result["is_mdm_push"] is True and result["mdm_push_reasons"] == []
+        assert result["key_matches"] is True
+        assert result["certificates_found"] == 3 and result["chain_verified"] is True
+
+    def test_check_mode(self, tmp_path, push):
+        path = str(tmp_path / "push.cer")
+        (tmp_path / "push.cer").write_bytes(push.cert_der())
+        result = ok(run_module(INFO, {"path": path}, check=True))
+        assert result["changed"] is False and result["input_format"] == "der" and result["topic"] == push.topic
+        assert "key_matches" not in result
+
+    def test_pkcs12_inline_with_password(self, push):
+        content = base64.b64encode(push.pkcs12(P12_PASSWORD.encode())).decode()
+        result = ok(run_module(INFO, {"content": content, "password": P12_PASSWORD}))
+        assert result["input_format"] == "pkcs12" and result["key_matches"] is True
+        assert result["contains_private_key"] is True
+        assert P12_PASSWORD not in json.dumps(result)
+
+    def test_mismatched_key(self, tmp_path, pki, push):
+        other = pki.mismatched_key().private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                   serialization.NoEncryption())
+        result = ok(run_module(INFO, {"content": push.cert_pem().decode(), "private_key_content": other.decode()}))
+        assert result["key_matches"] is False
+
+    def test_expired_and_not_apple(self, pki):
+        expired = ok(run_module(INFO, {"content": pki.expired().cert_pem().decode()}))
+        assert expired["expired"] is True and expired["expires_soon"] is True and expired["days_remaining"] < 0
+        impostor = ok(run_module(INFO, {"content": pki.not_apple().cert_pem().decode()}))
+        assert impostor["is_mdm_push"] is False and impostor["mdm_push_reasons"]
+
+    def test_expires_within_days(self, pki):
+        expiring = pki.expiring(days_left=20).cert_pem().decode()
+        assert ok(run_module(INFO, {"content": expiring}))["expires_soon"] is True
+        assert ok(run_module(INFO, {"content": expiring, "expires_within_days": 7}))["expires_soon"] is False
+
+    def test_compare_renewal_and_other_account(self, tmp_path, pki, push):
+        current = tmp_path / "current.pem"
+        current.write_bytes(push.cert_pem())
+        renewal = ok(run_module(INFO, {"content": pki.renewal(push).cert_pem().decode(),
+                                       "compare_to_path": str(current)}))
+        assert renewal["same_topic_as_compared"] is True and renewal["is_renewal_of_compared"] is True
+        assert renewal["same_certificate_as_compared"] is False
+        other = ok(run_module(INFO, {"content": pki.other_account().cert_pem().decode(),
+                                     "compare_to_path": str(current)}))
+        assert other["same_topic_as_compared"] is False and other["is_renewal_of_compared"] is False
+        assert other["compared"]["topic"] == push.topic
+
+    @pytest.mark.parametrize("case", ["key_only", "missing", "wrong_password", "truncated", "random", "empty"])
+    def test_clean_failures(self, tmp_path, push, case):
+        path = tmp_path / "input"
+        args = {"path": str(path)}
+        if case == "key_only":
+            path.write_bytes(push.key_bytes())
+            expected = ["no certificate found", "private key only", "private_key_path"]
+        elif case == "missing":
+            expected = ["file not found"]
+        elif case == "wrong_password":
+            path.write_bytes(push.pkcs12(P12_PASSWORD.encode()))
+            args["password"] = "not-the-password"
+            expected = ["password", "wrong"]
+        elif case == "truncated":
+            path.write_bytes(push.cert_pem()[:500])
+            expected = ["truncated PEM"]
+        elif case == "random":
+            path.write_bytes(b"\xff" + os.urandom(256))
+            expected = ["not a certificate"]
+        else:
+            path.write_bytes(b"")
+            expected = ["is empty"]
+        result = failed(run_module(INFO, args), str(path), *expected)
+        assert "not-the-password" not in json.dumps(result)
+
+    def test_path_and_content_are_exclusive(self, push):
+        failed(run_module(INFO, {"path": "/nonexistent", "content": push.cert_pem().decode()}),
+               "mutually exclusive")
+
+
+# ---------------------------------------------------------------------------
+# push_certificate_request
+# ---------------------------------------------------------------------------
+
+def request_args(tmp_path, **extra):
+    args = {"privatekey_path": str(tmp_path / "push.key"), "csr_path": str(tmp_path / "push.csr"),
+            "common_name": "mdm.example.com", "email_address": "mdm@example.com", "country": "US"}
+    args.update(extra)
+    return args
+
+
+def load_csr(path):
+    with open(path, "rb") as handle:
+        return x509.load_pem_x509_csr(handle.read())
+
+
+def load_key(path, password=None):
+    with open(path, "rb") as handle:
+        return serialization.load_pem_private_key(handle.read(), password)
+
+
+class TestRequest:
+    def test_create_is_idempotent_with_safe_modes(self, tmp_path):
+        args = request_args(tmp_path)
+        first = ok(run_module(REQUEST, args))
+        assert first["changed"] is True
+        assert first["changed_files"] == [args["privatekey_path"], args["csr_path"]]
+        assert mode(args["privatekey_path"]) == 0o600 and mode(args["csr_path"]) == 0o644
+        key, csr = load_key(args["privatekey_path"]), load_csr(args["csr_path"])
+        assert csr.is_signature_valid
+        assert csr.public_key().public_numbers() == key.public_key().public_numbers()
+        assert key.key_size == 2048
+        assert first["csr_subject"] == "emailAddress=mdm@example.com,CN=mdm.example.com,C=US"
+        der = key.public_key().public_bytes(serialization.Encoding.DER,
+                                            serialization.PublicFormat.SubjectPublicKeyInfo)
+        digest = hashes.Hash(hashes.SHA256())
+        digest.update(der)
+        assert first["public_key_fingerprint_sha256"] == ":".join("%02X" % b for b in digest.finalize())
+        assert sorted(os.listdir(tmp_path)) == ["push.csr", "push.key"]  # no temporary files left
+
+        second = ok(run_module(REQUEST, args))
+        assert second["changed"] is False and second["changed_files"] == []
+        assert second["actions"] == {"privatekey": "keep", "csr": "keep", "signed_request": "none"}
+        assert second["public_key_fingerprint_sha256"] == first["public_key_fingerprint_sha256"]
+
+    def test_check_mode_writes_nothing(self, tmp_path):
+        result = ok(run_module(REQUEST, request_args(tmp_path), check=True, diff=True))
+        assert result["changed"] is True and result["actions"]["privatekey"] == "create"
+        assert os.listdir(tmp_path) == []
+        assert "--- before" in result["_stdout"] and '"subject": "emailAddress=mdm@example.com' in result["_stdout"]
+
+    def test_check_mode_on_existing_files_reports_csr_change(self, tmp_path):
+        ok(run_module(REQUEST, request_args(tmp_path)))
+        before = (tmp_path / "push.csr").read_bytes()
+        result = ok(run_module(REQUEST, request_args(tmp_path, common_name="renamed"), check=True, diff=True))
+        assert result["changed"] is True and result["actions"] == {
+            "privatekey": "keep", "csr": "regenerate", "signed_request": "none"}
+        assert (tmp_path / "push.csr").read_bytes() == before
+        assert "CN=renamed" in result["_stdout"]
+
+    def test_subject_change_keeps_key(self, tmp_path):
+        first = ok(run_module(REQUEST, request_args(tmp_path)))
+        key_before = (tmp_path / "push.key").read_bytes()
+        second = ok(run_module(REQUEST, request_args(tmp_path, organization="Example Corp"), diff=True))
+        assert second["changed"] is True and second["changed_files"] == [str(tmp_path / "push.csr")]
+        assert (tmp_path / "push.key").read_bytes() == key_before
+        assert second["public_key_fingerprint_sha256"] == first["public_key_fingerprint_sha256"]
+        assert "O=Example Corp" in load_csr(str(tmp_path / "push.csr")).subject.rfc4514_string()
+        assert "PRIVATE KEY" not in second["_stdout"]
+
+    def test_force_regenerates_with_backup(self, tmp_path):
+        first = ok(run_module(REQUEST, request_args(tmp_path)))
+        forced = ok(run_module(REQUEST, request_args(tmp_path, force=True, backup=True)))
+        assert forced["changed"] is True
+        assert forced["actions"] == {"privatekey": "regenerate", "csr": "regenerate", "signed_request": "none"}
+        assert forced["public_key_fingerprint_sha256"] != first["public_key_fingerprint_sha256"]
+        assert len(forced["backup_files"]) == 2
+        key_backup = [p for p in forced["backup_files"] if os.path.basename(p).startswith("push.key")][0]
+        assert mode(key_backup) == 0o600
+        assert mode(str(tmp_path / "push.key")) == 0o600
+
+    def test_encrypted_key_and_loose_mode_fixed(self, tmp_path):
+        args = request_args(tmp_path, privatekey_passphrase="Key-Passphrase-1")
+        ok(run_module(REQUEST, args))
+        assert b"ENCRYPTED PRIVATE KEY" in (tmp_path / "push.key").read_bytes()
+        os.chmod(tmp_path / "push.key", 0o644)
+        fixed = ok(run_module(REQUEST, args))
+        assert fixed["changed"] is True and fixed["actions"]["privatekey"] == "fix_mode"
+        assert mode(str(tmp_path / "push.key")) == 0o600
+        assert ok(run_module(REQUEST, args))["changed"] is False
+        result = failed(run_module(REQUEST, request_args(tmp_path, privatekey_passphrase="Bad-Passphrase-9")),
+                        "passphrase", "wrong", "kept untouched")
+        assert "Key-Passphrase-1" not in json.dumps(result) and "Bad-Passphrase-9" not in result["msg"]
+
+    def test_existing_ec_key_fails_cleanly(self, tmp_path):
+        from lab.pki import ec_key
+        pem = ec_key().private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                     serialization.NoEncryption())
+        (tmp_path / "push.key").write_bytes(pem)
+        failed(run_module(REQUEST, request_args(tmp_path)), "EC secp256r1", "RSA", "force: true")
+        assert os.listdir(tmp_path) == ["push.key"]
+
+    def test_missing_directory_fails_cleanly(self, tmp_path):
+        failed(run_module(REQUEST, request_args(tmp_path / "nope")), "does not exist")
+
+    def test_key_size_minimum(self, tmp_path):
+        failed(run_module(REQUEST, request_args(tmp_path, key_size=1024)), "at least 2048")
+        assert os.listdir(tmp_path) == []
+
+
+class TestVendorSignedRequest:
+    @pytest.fixture()
+    def vendor_files(self, tmp_path, pki):
+        vendor = pki.vendor()
+        vendor_dir = tmp_path / "vendor"
+        vendor_dir.mkdir()
+        vendor.write(str(vendor_dir / "mdm.pem"))
+        (vendor_dir / "vendor.key").write_bytes(vendor.key_bytes(password=b"Vendor-Pw-1"))
+        os.chmod(vendor_dir / "vendor.key", 0o600)
+        (vendor_dir / "chain.pem").write_bytes(pki.apple_chain_pem())
+        return vendor, vendor_dir
+
+    def args(self, tmp_path, vendor_dir, **extra):
+        return request_args(tmp_path, signed_request_path=str(tmp_path / "PushCertificateRequest.b64"),
+                            vendor_certificate_path=str(vendor_dir / "mdm.pem"),
+                            vendor_private_key_path=str(vendor_dir / "vendor.key"),
+                            vendor_private_key_passphrase="Vendor-Pw-1",
+                            vendor_chain_path=str(vendor_dir / "chain.pem"), **extra)
+
+    def test_signed_request_verifies(self, tmp_path, pki, vendor_files):
+        vendor, vendor_dir = vendor_files
+        args = self.args(tmp_path, vendor_dir)
+        result = ok(run_module(REQUEST, args))
+        assert result["changed"] is True and result["actions"]["signed_request"] == "create"
+        assert result["signed_request_path"] == args["signed_request_path"]
+        assert mode(args["signed_request_path"]) == 0o644
+
+        with open(args["signed_request_path"], "rb") as handle:
+            plist = plistlib.loads(base64.b64decode(handle.read()))
+        assert set(plist) == {"PushCertRequestCSR", "PushCertCertificateChain", "PushCertSignature"}
+        csr_der = base64.b64decode(plist["PushCertRequestCSR"])
+        on_disk = load_csr(args["csr_path"])
+        assert csr_der == on_disk.public_bytes(serialization.Encoding.DER)
+        pem_body = b"".join((tmp_path / "push.csr").read_bytes().splitlines()[1:-1])
+        assert plist["PushCertRequestCSR"].encode() == pem_body  # the text between the CSR's PEM markers
+        vendor.cert.public_key().verify(base64.b64decode(plist["PushCertSignature"]), csr_der,
+                                        padding.PKCS1v15(), hashes.SHA256())
+        chain = x509.load_pem_x509_certificates(plist["PushCertCertificateChain"].encode())
+        assert chain == [vendor.cert, pki.wwdr.cert, pki.root.cert]
+
+        again = ok(run_module(REQUEST, args))
+        assert again["changed"] is False and again["actions"]["signed_request"] == "keep"
+
+    def test_signed_request_follows_csr(self, tmp_path, vendor_files):
+        _vendor, vendor_dir = vendor_files
+        ok(run_module(REQUEST, self.args(tmp_path, vendor_dir)))
+        result = ok(run_module(REQUEST, self.args(tmp_path, vendor_dir, common_name="renamed")))
+        assert result["actions"] == {"privatekey": "keep", "csr": "regenerate", "signed_request": "regenerate"}
+        with open(str(tmp_path / "PushCertificateRequest.b64"), "rb") as handle:
+            plist = plistlib.loads(base64.b64decode(handle.read()))
+        assert base64.b64decode(plist["PushCertRequestCSR"]) == load_csr(str(tmp_path / "push.csr")).public_bytes(
+            serialization.Encoding.DER)
+
+    def test_another_vendor_certificate_resigns(self, tmp_path, pki, vendor_files):
+        _vendor, vendor_dir = vendor_files
+        ok(run_module(REQUEST, self.args(tmp_path, vendor_dir)))
+        other = pki.vendor("Other Vendor")
+        other.write(str(vendor_dir / "mdm.pem"), str(vendor_dir / "vendor.key"))
+        args = self.args(tmp_path, vendor_dir)
+        del args["vendor_private_key_passphrase"]
+        result = ok(run_module(REQUEST, args))
+        assert result["actions"] == {"privatekey": "keep", "csr": "keep", "signed_request": "regenerate"}
+
+    def test_vendor_key_mismatch_writes_nothing(self, tmp_path, pki, vendor_files):
+        _vendor, vendor_dir = vendor_files
+        stranger = pki.vendor("Stranger")
+        (vendor_dir / "vendor.key").write_bytes(stranger.key_bytes())
+        args = self.args(tmp_path, vendor_dir)
+        del args["vendor_private_key_passphrase"]
+        failed(run_module(REQUEST, args), "vendor_private_key_path", "does not belong to the vendor certificate",
+               "nothing was written")
+        assert sorted(os.listdir(tmp_path)) == ["vendor"]
+
+    def test_vendor_options_go_together(self, tmp_path, vendor_files):
+        _vendor, vendor_dir = vendor_files
+        args = request_args(tmp_path, signed_request_path=str(tmp_path / "r.b64"))
+        failed(run_module(REQUEST, args), "vendor_certificate_path")
+        assert sorted(os.listdir(tmp_path)) == ["vendor"]
