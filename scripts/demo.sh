@@ -8,7 +8,7 @@ export ANSIBLE_COLLECTIONS_PATH
 ANSIBLE_COLLECTIONS_PATH=$(.venv/bin/python lab/collection.py)
 export PATH="$PWD/.venv/bin:$PATH" ANSIBLE_LOCALHOST_WARNING=False ANSIBLE_DEPRECATION_WARNINGS=False
 .venv/bin/python -m lab up
-inventory=$(.venv/bin/python -m lab inventory)
+inventory=$(.venv/bin/python -m lab status | .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)["inventory"])')
 ansible-playbook -i "$inventory" mdmops.apple.network_report -e target=corp "$@"
 echo
-echo "The lab is still up (namespaces $(.venv/bin/python -m lab status --names 2>/dev/null || echo '...')); 'make lab-down' removes it."
+echo "The lab is still up ('.venv/bin/python -m lab status' shows it); 'make lab-down' removes it."

@@ -59,6 +59,8 @@ def run_module(module: str, args: Dict[str, Any], *, check: bool = False, diff: 
                                  % (proc.returncode, proc.stdout, proc.stderr))
         with open(path) as f:
             result = json.load(f)
+        # ansible-core 2.19's tree output leaves out "failed"; the exit code says it
+        result.setdefault("failed", proc.returncode != 0)
         result["_rc"] = proc.returncode
         result["_stdout"] = proc.stdout + proc.stderr
         return result
