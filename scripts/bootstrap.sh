@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(iproute2 nftables iptables ipset dnsmasq-base squid openssl procps)
+APT_PACKAGES=(iproute2 nftables iptables ipset dnsmasq-base squid openssl procps make shellcheck)
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null 2>&1 || PY=python3
 

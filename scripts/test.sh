@@ -4,7 +4,7 @@
 # when an earlier one fails, and fails at the end if any did.
 # With arguments, runs only the named steps (molecule, sanity, lint, pytest).
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 [ "$(id -u)" = 0 ] || { echo "test: run as root (the lab uses network namespaces)" >&2; exit 1; }
 export PATH="$PWD/.venv/bin:$PATH"
 export ANSIBLE_COLLECTIONS_PATH
@@ -23,16 +23,23 @@ run_molecule() {
     scenario=$(basename "$(dirname "$scenario")")
     (cd extensions && molecule test -s "$scenario") || rc=1
   done
-  return $rc
+  return "$rc"
 }
-run_sanity() { bash scripts/sanity.sh; }
-run_lint() { ansible-lint --offline --profile production; }
-run_pytest() { python -m pytest tests/unit tests/integration; }
+
+run_step() {
+  case "$1" in
+    molecule) run_molecule ;;
+    sanity) bash scripts/sanity.sh ;;
+    lint) ansible-lint --offline --profile production ;;
+    pytest) python -m pytest tests/unit tests/integration ;;
+    *) echo "test: unknown step $1 (molecule, sanity, lint, pytest)" >&2; return 2 ;;
+  esac
+}
 
 for step in "${steps[@]}"; do
   echo "=== $step"
   start=$SECONDS
-  if "run_$step"; then result[$step]="ok"; else result[$step]="FAILED"; fi
+  if run_step "$step"; then result[$step]="ok"; else result[$step]="FAILED"; fi
   echo "=== $step: ${result[$step]} in $((SECONDS - start)) s"
 done
 
