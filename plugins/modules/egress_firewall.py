@@ -1,0 +1,416 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: mdmops.apple contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: egress_firewall
+short_description: Allow exactly the Apple hosts and ports that devices and MDM servers need
+version_added: 0.1.0
+description:
+  - Turns a selection of the Apple network catalog (Apple's article "Use Apple products on enterprise networks",
+    plus the APNs provider API) into egress firewall state, on the host itself (O(path=output), for example an
+    MDM server that must reach C(api.push.apple.com)) or on a gateway in front of devices (O(path=forward)).
+  - Everything lives in objects of our own (one nftables table, or iptables chains and ipsets, or firewalld
+    policies and ipsets); nothing else is read for decisions or changed. Changes are validated first and applied
+    in one transaction; the state is read back and compared, so a second run with the same input changes nothing.
+  - With O(default_policy=drop), everything else on the selected path is dropped, except loopback, established
+    and related connections (which keeps the management connection), DNS, ICMP and O(keep_addresses).
+  - An optional rollback timer (O(rollback_timeout)) restores the previous rules by itself if the controller
+    cannot confirm the change, in the spirit of community.general.iptables_state.
+author:
+  - mdmops.apple maintainers (@mdmops)
+extends_documentation_fragment:
+  - mdmops.apple.catalog_selection
+options:
+  backend:
+    description:
+      - The firewall to manage. V(nftables) uses one C(inet) table; V(iptables) uses iptables/ip6tables chains with
+        ipsets; V(firewalld) uses firewalld policy objects and ipsets.
+    type: str
+    choices: [nftables, iptables, firewalld]
+    default: nftables
+  state:
+    description:
+      - V(present) makes the firewall hold the selection; V(absent) removes every object of ours and nothing else.
+    type: str
+    choices: [present, absent]
+    default: present
+  strategy:
+    description:
+      - How host names become addresses.
+      - V(cidr) allows the selected ports towards Apple's ranges (17.0.0.0/8 and Apple's IPv6 prefixes). It needs
+        no DNS and covers wildcard names, but it is wider than the table (any Apple address on those ports), and
+        hosts outside Apple's ranges (CDNs, DigiCert, Cloudflare...) are reported in RV(uncovered).
+      - V(resolve) resolves each name on the managed host now and allows exactly those addresses and ports; re-run
+        to refresh (CDN answers change). Wildcard names go to DNS-fed sets (see O(dns_sets)) or are reported
+        in RV(uncovered).
+      - V(both) combines them.
+    type: str
+    choices: [cidr, resolve, both]
+    default: cidr
+  apns_ranges:
+    description:
+      - With V(cidr) or V(both), allow the push hosts (C(*.push.apple.com), C(api.push.apple.com)) only towards
+        Apple's narrower APNs ranges instead of all of Apple's ranges.
+    type: bool
+    default: false
+  ip_versions:
+    description: IP versions to manage.
+    type: list
+    elements: int
+    choices: [4, 6]
+    default: [4, 6]
+  path:
+    description:
+      - V(output) filters connections the host itself opens; V(forward) filters traffic the host routes (a
+        gateway in front of a device network).
+    type: str
+    choices: [output, forward]
+    default: output
+  default_policy:
+    description:
+      - V(accept) only adds allow rules (with counters, and O(mark) if set); other traffic is left to the rest of
+        the firewall.
+      - V(drop) drops everything on O(path) that the selection, O(extra) and the kept traffic do not allow.
+    type: str
+    choices: [accept, drop]
+    default: accept
+  extra:
+    description:
+      - More destinations to allow, each a dict with C(host) (a DNS name, resolved on the managed host) or
+        C(address) (an IP or CIDR), C(ports) (list), and C(protocol) (V(tcp), V(udp) or V(both); default V(tcp)).
+    type: list
+    elements: dict
+    default: []
+  exclude:
+    description:
+      - Catalog endpoints to leave out, each a host name (string) or a dict with any of C(host) (a catalog host,
+        wildcards included), C(port) and C(protocol).
+    type: list
+    elements: raw
+    default: []
+  keep_addresses:
+    description: Addresses or networks always allowed (any port) under O(default_policy=drop), such as a management network.
+    type: list
+    elements: str
+    default: []
+  dns_servers:
+    description: Resolvers that DNS (port 53) may reach under O(default_policy=drop). Empty allows DNS to any address.
+    type: list
+    elements: str
+    default: []
+  allow_icmp:
+    description: Keep ICMP and ICMPv6 (path MTU discovery, IPv6 neighbour discovery) under O(default_policy=drop).
+    type: bool
+    default: true
+  dns_sets:
+    description:
+      - With V(resolve) or V(both), create one DNS-fed set per wildcard host. Your resolver fills them
+        (dnsmasq C(nftset=) or C(ipset=) lines are returned in RV(dnsmasq)); entries expire after an hour.
+    type: bool
+    default: true
+  mark:
+    description:
+      - Set this bit mask on allowed packets (C(meta mark | MARK)), so another table or chain with its own
+        default-drop policy can accept them; see the notes.
+    type: int
+  table:
+    description: Name of our nftables table (iptables chains and ipsets, firewalld objects are named after it).
+    type: str
+    default: mdmops_apple
+  backup:
+    description: Save the previous state of our objects in O(state_dir) before changing it (RV(backup_file)).
+    type: bool
+    default: true
+  state_dir:
+    description: Where backups and rollback snapshots are kept on the managed host.
+    type: path
+    default: /var/lib/mdmops-apple
+  rollback_timeout:
+    description:
+      - When more than 0, restore the previous state after this many seconds unless the change is confirmed.
+      - The action plugin confirms it through a new connection right after the change (O(rollback_confirm=auto)); if the
+        change cut the controller off, nobody confirms and the host rolls back by itself.
+    type: int
+    default: 0
+  rollback_confirm:
+    description:
+      - V(auto), the action plugin confirms as soon as it can reach the host again. V(manual), a later task confirms
+        with O(confirm_token) (for example after M(mdmops.apple.network_probe) proved the path still works).
+    type: str
+    choices: [auto, manual]
+    default: auto
+  confirm_token:
+    description:
+      - Confirm a pending rollback (the RV(rollback.token) of an earlier run) and do nothing else.
+    type: str
+attributes:
+  check_mode:
+    support: full
+    description: Computes the exact change, validates nothing with the firewall and changes nothing.
+  diff_mode:
+    support: full
+    description: Shows our objects before and after as readable rules and set elements.
+notes:
+  - "Coexistence with another default-drop ruleset. In nftables every base chain on a hook sees the packet, and an
+    C(accept) in one table does not override a C(drop) in another. If your own table drops egress, either let this
+    module own the policy (O(default_policy=drop)) and set your chain to accept, or set O(mark) and add
+    C(meta mark & MARK == MARK accept) to your chain: our chain runs first (priority filter - 10) and marks what the
+    catalog allows."
+  - With iptables, our chain is reached by a jump inserted at the top of OUTPUT or FORWARD; our drop (when asked) is
+    the last rule of our chain, so built-in chain policies are never changed.
+  - The managed host needs C(nft), or C(iptables)/C(ip6tables)/C(ipset), or C(firewall-cmd) with a running firewalld.
+seealso:
+  - module: mdmops.apple.network_info
+  - module: mdmops.apple.network_probe
+  - name: Use Apple products on enterprise networks
+    link: https://support.apple.com/101555
+    description: Apple's article, the source of the catalog.
+'''
+
+EXAMPLES = r'''
+- name: Let an MDM server reach APNs and Apple's MDM services, and nothing else
+  become: true
+  mdmops.apple.egress_firewall:
+    services: [push_provider, device_management]
+    initiators: [mdm_servers]
+    default_policy: drop
+    keep_addresses: [10.0.0.0/8]
+    rollback_timeout: 60
+
+- name: Gateway for a device network (every service of Apple's article)
+  become: true
+  mdmops.apple.egress_firewall:
+    path: forward
+    services: [all]
+    strategy: both
+    default_policy: drop
+  register: fw
+
+- name: Feed the wildcard sets from dnsmasq
+  ansible.builtin.copy:
+    dest: /etc/dnsmasq.d/mdmops-apple.conf
+    content: "{{ fw.dnsmasq | join('\n') }}\n"
+    mode: "0644"
+
+- name: Allow-list only, marking packets for an existing default-drop table
+  mdmops.apple.egress_firewall:
+    services: [device_management]
+    mark: 0x4d44
+
+- name: Apply, check with real connections, then confirm
+  block:
+    - name: Apply with a manual rollback timer
+      mdmops.apple.egress_firewall:
+        services: [device_management, push_provider]
+        default_policy: drop
+        rollback_timeout: 120
+        rollback_confirm: manual
+      register: change
+    - name: Prove push still works
+      mdmops.apple.network_probe:
+        services: [push_provider]
+        fail_on_unreachable: true
+    - name: Keep the change
+      mdmops.apple.egress_firewall:
+        confirm_token: "{{ change.rollback.token }}"
+      when: change.rollback.token is defined
+
+- name: Remove everything this module created
+  mdmops.apple.egress_firewall:
+    state: absent
+'''
+
+RETURN = r'''
+backend:
+  description: The backend used.
+  returned: always
+  type: str
+  sample: nftables
+rules:
+  description: Our rules after the run (in check mode, as they would be), readable.
+  returned: when O(state=present)
+  type: list
+  elements: str
+  sample: ["rule egress: ct state established,related accept  [mdmops:established:d715fd9a]"]
+sets:
+  description: Our sets after the run, with their number of elements.
+  returned: when O(state=present)
+  type: dict
+  sample: {"allow_v4": 7, "allow_v6": 21}
+elements:
+  description: The allowed destinations, as C(network protocol port).
+  returned: when O(state=present)
+  type: list
+  elements: str
+  sample: ["17.0.0.0/8 tcp 443", "17.0.0.0/8 tcp 5223"]
+ports:
+  description: The ports opened, by protocol.
+  returned: when O(state=present)
+  type: dict
+  sample: {"tcp": [80, 443, 2197, 5223], "udp": []}
+uncovered:
+  description: Selected hosts the rules cannot promise to reach, with the reason.
+  returned: when O(state=present)
+  type: list
+  elements: dict
+  contains:
+    host:
+      description: The catalog host.
+      type: str
+    reason:
+      description: Why it is not covered.
+      type: str
+  sample: [{"host": "crl3.digicert.com", "reason": "third-party host: it may resolve outside Apple's ranges"}]
+dnsmasq:
+  description: Lines for dnsmasq that feed the DNS-fed sets of wildcard hosts (empty without them).
+  returned: when O(state=present)
+  type: list
+  elements: str
+  sample: ["nftset=/push.apple.com/4#inet#mdmops_apple#dyn1_v4,6#inet#mdmops_apple#dyn1_v6"]
+backup_file:
+  description: Where the previous state of our objects was saved.
+  returned: when something changed and O(backup) is true
+  type: str
+rollback:
+  description: The rollback timer, when O(rollback_timeout) or O(confirm_token) is used.
+  returned: when a timer was armed or confirmed
+  type: dict
+  contains:
+    token:
+      description: Pass it as O(confirm_token) to keep the change.
+      type: str
+    timeout:
+      description: Seconds before the automatic restore.
+      type: int
+    pending:
+      description: Whether the timer is still running.
+      type: bool
+    status:
+      description: After confirmation, V(confirmed), V(rolled_back) (too late, the previous state is back) or V(unknown).
+      type: str
+'''
+
+import os
+import shutil
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.mdmops.apple.plugins.module_utils._catalog import SELECTION_ARGSPEC, CatalogError
+from ansible_collections.mdmops.apple.plugins.module_utils._firewall import _rollback
+from ansible_collections.mdmops.apple.plugins.module_utils._firewall._backend import converge
+from ansible_collections.mdmops.apple.plugins.module_utils._firewall._nftables import NftablesBackend
+from ansible_collections.mdmops.apple.plugins.module_utils._firewall._plan import (
+    FirewallError, build_plan, describe,
+)
+
+BACKENDS = {"nftables": NftablesBackend}
+
+
+def _save_backup(state_dir, backend, snapshot):
+    os.makedirs(state_dir, mode=0o700, exist_ok=True)
+    path = os.path.join(state_dir, "%s-%s.previous" % (backend.name, backend.table))
+    fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(snapshot)
+    os.replace(path + ".tmp", path)
+    return path
+
+
+def run(module):
+    p = module.params
+
+    def runner(argv, data=None):
+        return module.run_command(argv, data=data, binary_data=True)
+
+    if p["backend"] not in BACKENDS:
+        raise FirewallError("backend %s is not available in this release; use nftables" % p["backend"])
+    backend = BACKENDS[p["backend"]](runner, p["table"], which=lambda c: module.get_bin_path(c) or shutil.which(c))
+    missing = backend.missing()
+    if missing:
+        raise FirewallError("the %s backend needs the %s command on the managed host; install it or choose another "
+                            "backend" % (backend.name, missing))
+    result = {"changed": False, "backend": backend.name}
+
+    if p["confirm_token"]:
+        status = _rollback.confirm(p["confirm_token"], p["state_dir"])
+        result["rollback"] = {"token": p["confirm_token"], "pending": False, "status": status}
+        if status == "unknown":
+            raise FirewallError("confirm_token %s: no pending rollback with this token in %s"
+                                % (p["confirm_token"], p["state_dir"]))
+        return result
+
+    if p["state"] == "absent":
+        before = backend.read()
+        if before is not None:
+            result["changed"] = True
+            result["diff"] = {"before": describe(before), "after": ""}
+            if not module.check_mode:
+                if p["backup"]:
+                    result["backup_file"] = _save_backup(p["state_dir"], backend, backend.snapshot())
+                backend.remove()
+        return result
+
+    plan = build_plan(p)
+    changed, before, after, snapshot = converge(backend, plan, check_mode=module.check_mode)
+    result.update(
+        changed=changed,
+        rules=[line for line in describe(after).splitlines() if line.startswith(("rule ", "chain "))],
+        sets=dict((name, len(v)) for name, v in (after or {}).get("sets", {}).items()),
+        elements=plan.element_text(4) + plan.element_text(6),
+        ports=plan.ports(),
+        uncovered=plan.uncovered,
+        dnsmasq=backend.dnsmasq_lines(plan),
+    )
+    if changed:
+        result["diff"] = {"before": describe(before), "after": describe(after)}
+    if snapshot is not None:
+        if p["backup"]:
+            result["backup_file"] = _save_backup(p["state_dir"], backend, snapshot)
+        if p["rollback_timeout"] > 0:
+            result["rollback"] = _rollback.arm(snapshot, backend.restore_commands, p["rollback_timeout"],
+                                               p["state_dir"], name=backend.name)
+    return result
+
+
+def main():
+    argument_spec = dict(SELECTION_ARGSPEC)
+    argument_spec.update(
+        backend=dict(type="str", default="nftables", choices=["nftables", "iptables", "firewalld"]),
+        state=dict(type="str", default="present", choices=["present", "absent"]),
+        strategy=dict(type="str", default="cidr", choices=["cidr", "resolve", "both"]),
+        apns_ranges=dict(type="bool", default=False),
+        ip_versions=dict(type="list", elements="int", default=[4, 6], choices=[4, 6]),
+        path=dict(type="str", default="output", choices=["output", "forward"]),
+        default_policy=dict(type="str", default="accept", choices=["accept", "drop"]),
+        extra=dict(type="list", elements="dict", default=[]),
+        exclude=dict(type="list", elements="raw", default=[]),
+        keep_addresses=dict(type="list", elements="str", default=[]),
+        dns_servers=dict(type="list", elements="str", default=[]),
+        allow_icmp=dict(type="bool", default=True),
+        dns_sets=dict(type="bool", default=True),
+        mark=dict(type="int"),
+        table=dict(type="str", default="mdmops_apple"),
+        backup=dict(type="bool", default=True),
+        state_dir=dict(type="path", default="/var/lib/mdmops-apple"),
+        rollback_timeout=dict(type="int", default=0),
+        rollback_confirm=dict(type="str", default="auto", choices=["auto", "manual"]),
+        confirm_token=dict(type="str"),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    if not 0 <= module.params["rollback_timeout"] <= 86400:
+        module.fail_json(msg="rollback_timeout must be between 0 and 86400 seconds")
+    if not module.params["table"].replace("_", "").isalnum() or len(module.params["table"]) > 20:
+        module.fail_json(msg="table must be letters, digits and '_' (at most 20), got %r" % module.params["table"])
+    try:
+        result = run(module)
+    except (FirewallError, CatalogError) as exc:
+        module.fail_json(msg=str(exc), changed=False)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""Shared helpers for the firewall tests: run the module in a lab namespace and
+send real connections from it."""
+from __future__ import annotations
+
+import json
+import sys
+
+from ansible_collections.mdmops.apple.plugins.module_utils._catalog import load_bundled
+from ansible_collections.mdmops.apple.plugins.module_utils._probe import concrete_name
+from tests.lib.ansible_run import run_module
+
+MODULE = "mdmops.apple.egress_firewall"
+NAMES = {"*.appattest.apple.com": "data.appattest.apple.com"}
+
+CONNECT = r"""
+import json, socket, sys
+out = []
+for host, port, proto in json.loads(sys.argv[1]):
+    try:
+        addr = socket.getaddrinfo(host, port, socket.AF_INET6 if ":" in host else socket.AF_INET)[0][4][0]
+    except OSError as exc:
+        out.append([host, port, proto, None, "dns: %s" % exc]); continue
+    s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET,
+                      socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
+    s.settimeout(TIMEOUT)
+    try:
+        s.connect((addr, port))
+        if proto == "udp":
+            s.send(b"x"); s.recv(100)
+        out.append([host, port, proto, addr, "ok"])
+    except socket.timeout:
+        out.append([host, port, proto, addr, "timeout"])
+    except OSError as exc:
+        out.append([host, port, proto, addr, type(exc).__name__])
+    finally:
+        s.close()
+print(json.dumps(out))
+"""
+
+
+def apply(lab, args, ns="corp", check=False, diff=False):
+    return run_module(MODULE, args, check=check, diff=diff, interpreter=lab.interpreter(ns))
+
+
+def ruleset(lab, ns="corp"):
+    proc = lab.run(ns, ["nft", "list", "ruleset"], check=True)
+    return proc.stdout
+
+
+def connect(lab, targets, ns="corp", timeout=1.0):
+    """Connect to each (host, port, proto) from ``ns``; returns {(host, port, proto): status}."""
+    proc = lab.run(ns, [sys.executable, "-c", CONNECT.replace("TIMEOUT", str(timeout)), json.dumps([list(t) for t in targets])],
+                   timeout=60 + len(targets) * timeout * 2)
+    assert proc.returncode == 0, proc.stderr
+    return dict(((h, p, pr), status) for h, p, pr, _addr, status in json.loads(proc.stdout))
+
+
+def selected_targets(services):
+    """Every (concrete name, port, protocol) of the selected catalog rows."""
+    sel = load_bundled().select(services=services)
+    out = set()
+    for ep in sel.endpoints():
+        name = concrete_name(ep["host"], NAMES)
+        assert name, "no concrete name for %s" % ep["host"]
+        out.add((name, ep["port"], ep["protocol"]))
+    return sorted(out)

@@ -1,0 +1,185 @@
+"""egress_firewall with the nftables backend, proved with real connections in the lab."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.integration.firewall.fwlib import apply, connect, ruleset, selected_targets
+
+pytestmark = pytest.mark.lab
+
+DM = ["device_management", "push_provider"]
+DROP = {"services": DM, "default_policy": "drop"}
+NOT_IN_TABLE = [("albert.apple.com", 8443, "tcp"),          # Apple address, port in no table
+                ("198.51.100.10", 8080, "tcp"),             # not Apple
+                ("updates.cdn-apple.com", 443, "tcp")]      # a CDN address, service not selected
+USER_TABLE = """table inet usertable {
+  chain out { type filter hook output priority 0; policy accept; tcp dport 9 counter drop; }
+}
+"""
+
+
+@pytest.fixture()
+def corp(lab):
+    """corp with a user table of its own; everything of ours removed afterwards."""
+    lab.run("corp", ["nft", "flush", "ruleset"], check=True)
+    lab.run("corp", ["nft", "-f", "-"], input=USER_TABLE, check=True)
+    original = ruleset(lab)
+    yield original
+    apply(lab, {"state": "absent"})
+    lab.run("corp", ["nft", "flush", "ruleset"], check=True)
+
+
+def test_default_drop_allows_every_selected_endpoint_and_nothing_else(lab, corp):
+    res = apply(lab, DROP)
+    assert res["changed"] is True and not res["failed"], res
+    targets = selected_targets(DM)
+    assert len(targets) >= 14
+    got = connect(lab, targets + NOT_IN_TABLE)
+    assert {t: got[t] for t in targets} == {t: "ok" for t in targets}
+    for t in NOT_IN_TABLE:
+        assert got[t] != "ok", t
+    # the user's own table is untouched and still there
+    assert "table inet usertable" in ruleset(lab) and "tcp dport 9" in ruleset(lab)
+
+
+def test_second_run_changes_nothing_and_check_mode_touches_nothing(lab, corp):
+    first = apply(lab, DROP)
+    assert first["changed"] is True
+    again = apply(lab, DROP)
+    assert again["changed"] is False and not again["failed"], again
+    before = ruleset(lab)
+    wider = apply(lab, dict(DROP, services=DM + ["device_setup"]), check=True, diff=True)   # adds UDP 123
+    assert wider["changed"] is True and not wider["failed"]
+    assert ruleset(lab) == before
+    assert "udp . 123" not in before and "+  17.0.0.0/8 udp 123" in wider["_stdout"]
+
+
+def test_diff_shows_the_change_as_rules_and_elements(lab, corp):
+    apply(lab, DROP)
+    res = apply(lab, dict(DROP, extra=[{"address": "198.51.100.10", "ports": [8080]}]), diff=True)
+    assert res["changed"] is True
+    out = res["_stdout"]
+    assert "+  198.51.100.10/32 tcp 8080" in out
+    assert "ip daddr . meta l4proto . th dport @allow_v4" in out
+    assert connect(lab, [("198.51.100.10", 8080, "tcp")]) == {("198.51.100.10", 8080, "tcp"): "ok"}
+
+
+@pytest.mark.parametrize("args,message", [
+    ({"services": ["device_managment"]}, "Did you mean 'device_management'"),
+    ({"extra": [{"address": "198.51.100.10", "ports": [70000]}]}, "70000 is not a port"),
+    ({"extra": [{"address": "198.51.100.10", "ports": ["https"]}]}, "'https' is not a number"),
+    ({"keep_addresses": ["10.0.0.0/33"]}, "not an IP address or CIDR"),
+    ({"extra": [{"ports": [443]}]}, "exactly one of host"),
+    ({"extra": [{"host": "nx.invalid", "ports": [443]}]}, "nx.invalid did not resolve"),
+    ({"platforms": ["android"]}, "unknown platform"),
+])
+def test_bad_input_fails_clearly_and_changes_nothing(lab, corp, args, message):
+    apply(lab, DROP)
+    before = ruleset(lab)
+    res = apply(lab, dict(DROP, **args))
+    assert res["failed"] is True and res.get("changed") is False
+    assert message in res["msg"], res["msg"]
+    assert "Traceback" not in res["_stdout"]
+    assert ruleset(lab) == before
+
+
+def test_absent_restores_the_original_ruleset_byte_for_byte(lab, corp):
+    apply(lab, dict(DROP, strategy="both", keep_addresses=["10.9.0.0/16"]))
+    assert ruleset(lab) != corp
+    res = apply(lab, {"state": "absent"}, diff=True)
+    assert res["changed"] is True
+    assert ruleset(lab) == corp
+    assert apply(lab, {"state": "absent"})["changed"] is False
+
+
+def test_resolve_strategy_allows_exactly_the_resolved_addresses(lab, corp):
+    res = apply(lab, {"services": ["push_provider", "device_management"], "strategy": "resolve",
+                      "default_policy": "drop"})
+    assert res["changed"] is True and not res["failed"], res
+    assert any(line.startswith("nftset=/push.apple.com/4#inet#mdmops_apple#dyn") for line in res["dnsmasq"])
+    api_v4 = lab.resolve("api.push.apple.com")[0]
+    assert "%s/32 tcp 443" % api_v4 in res["elements"]
+    got = connect(lab, [("api.push.apple.com", 443, "tcp"), ("api.push.apple.com", 2197, "tcp"),
+                        ("albert.apple.com", 443, "tcp")])   # Apple, but not selected: no longer allowed
+    assert got == {("api.push.apple.com", 443, "tcp"): "ok", ("api.push.apple.com", 2197, "tcp"): "ok",
+                   ("albert.apple.com", 443, "tcp"): got[("albert.apple.com", 443, "tcp")]}
+    assert got[("albert.apple.com", 443, "tcp")] != "ok"
+    # a wildcard name is allowed once the DNS-fed set learns its address (as dnsmasq nftset= would)
+    courier = lab.resolve("7-courier.push.apple.com")[0]
+    assert connect(lab, [("7-courier.push.apple.com", 5223, "tcp")])[("7-courier.push.apple.com", 5223, "tcp")] != "ok"
+    lab.run("corp", ["nft", "add", "element", "inet", "mdmops_apple", dyn_set(res, "push.apple.com", 4),
+                     "{ %s }" % courier], check=True)
+    assert connect(lab, [("7-courier.push.apple.com", 5223, "tcp")]) == {("7-courier.push.apple.com", 5223, "tcp"): "ok"}
+    # re-applying keeps what DNS taught the set, and changes nothing
+    again = apply(lab, {"services": ["push_provider", "device_management"], "strategy": "resolve",
+                        "default_policy": "drop"})
+    assert again["changed"] is False
+    assert courier in lab.run("corp", ["nft", "list", "set", "inet", "mdmops_apple",
+                                       dyn_set(res, "push.apple.com", 4)], check=True).stdout
+
+
+def dyn_set(result, domain, family):
+    """The DNS-fed set that dnsmasq would fill for ``domain`` (from the module's nftset= lines)."""
+    for line in result["dnsmasq"]:
+        if line.startswith("nftset=/%s/" % domain):
+            for target in line.split("/")[2].split(","):
+                if target.startswith("%d#" % family):
+                    return target.split("#")[-1]
+    raise AssertionError("no nftset line for %s in %s" % (domain, result["dnsmasq"]))
+
+
+def test_forward_path_filters_the_device_network(lab, corp):
+    res = apply(lab, dict(DROP, path="forward"))
+    assert res["changed"] is True and not res["failed"], res
+    got = connect(lab, [("1-courier.push.apple.com", 5223, "tcp"), ("api.push.apple.com", 443, "tcp"),
+                        ("198.51.100.10", 8080, "tcp"), ("albert.apple.com", 8443, "tcp")], ns="dev")
+    assert got[("1-courier.push.apple.com", 5223, "tcp")] == "ok"
+    assert got[("api.push.apple.com", 443, "tcp")] == "ok"
+    assert got[("198.51.100.10", 8080, "tcp")] != "ok"
+    assert got[("albert.apple.com", 8443, "tcp")] != "ok"
+    # the gateway's own traffic is not filtered on the forward path
+    assert connect(lab, [("198.51.100.10", 8080, "tcp")]) == {("198.51.100.10", 8080, "tcp"): "ok"}
+
+
+def test_mark_lets_another_default_drop_table_accept_the_catalog(lab, corp):
+    lab.run("corp", ["nft", "-f", "-"], check=True, input="""table inet strict {
+  chain out { type filter hook output priority 0; policy drop;
+    oifname "lo" accept; ct state established,related accept; udp dport 53 accept;
+    meta mark & 0x00004d44 == 0x00004d44 accept;
+  }
+}
+""")
+    assert connect(lab, [("api.push.apple.com", 443, "tcp")]) != {("api.push.apple.com", 443, "tcp"): "ok"}
+    res = apply(lab, {"services": DM, "mark": 0x4d44})
+    assert res["changed"] is True and not res["failed"], res
+    got = connect(lab, [("api.push.apple.com", 443, "tcp"), ("198.51.100.10", 8080, "tcp")])
+    assert got == {("api.push.apple.com", 443, "tcp"): "ok", ("198.51.100.10", 8080, "tcp"): got[("198.51.100.10", 8080, "tcp")]}
+    assert got[("198.51.100.10", 8080, "tcp")] != "ok"
+
+
+def test_manual_rollback_restores_the_previous_rules_unless_confirmed(lab, corp, tmp_path):
+    state = {"state_dir": str(tmp_path)}
+    res = apply(lab, dict(DROP, rollback_timeout=2, rollback_confirm="manual", **state))
+    assert res["rollback"]["pending"] is True and res["changed"] is True
+    assert "table inet mdmops_apple" in ruleset(lab)
+    time.sleep(4)
+    assert ruleset(lab) == corp
+    late = apply(lab, dict(confirm_token=res["rollback"]["token"], **state))
+    assert late["rollback"]["status"] == "rolled_back"
+
+    res = apply(lab, dict(DROP, rollback_timeout=3, rollback_confirm="manual", **state))
+    ok = apply(lab, dict(confirm_token=res["rollback"]["token"], **state))
+    assert ok["rollback"]["status"] == "confirmed" and ok["changed"] is False
+    time.sleep(4)
+    assert "table inet mdmops_apple" in ruleset(lab)
+
+
+def test_auto_rollback_is_confirmed_by_the_action_plugin(lab, corp, tmp_path):
+    res = apply(lab, dict(DROP, rollback_timeout=2, state_dir=str(tmp_path)))
+    assert not res["failed"], res
+    assert res["rollback"]["status"] == "confirmed" and res["rollback"]["pending"] is False
+    time.sleep(3)
+    assert "table inet mdmops_apple" in ruleset(lab)
+    assert res["backup_file"].startswith(str(tmp_path))
