@@ -398,7 +398,7 @@ def main():
         state_dir=dict(type="path", default="/var/lib/mdmops-apple"),
         rollback_timeout=dict(type="int", default=0),
         rollback_confirm=dict(type="str", default="auto", choices=["auto", "manual"]),
-        confirm_token=dict(type="str"),
+        confirm_token=dict(type="str", no_log=False),  # a rollback id, not a secret
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if not 0 <= module.params["rollback_timeout"] <= 86400:
