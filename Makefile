@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: deps demo test unit integration sanity lint molecule lab-up lab-down build clean
+.PHONY: deps demo test unit integration sanity lint molecule bench lab-up lab-down build clean
 deps:
 	@bash scripts/bootstrap.sh
 demo: deps
@@ -21,6 +21,8 @@ lint: deps
 	@bash scripts/test.sh lint
 molecule: deps
 	@bash scripts/test.sh molecule
+bench: deps
+	@$(PY) bench/firewall_bench.py
 lab-up: deps
 	@$(PY) -m lab up
 lab-down:
