@@ -302,12 +302,13 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.mdmops.apple.plugins.module_utils._catalog import SELECTION_ARGSPEC, CatalogError
 from ansible_collections.mdmops.apple.plugins.module_utils._firewall import _rollback
 from ansible_collections.mdmops.apple.plugins.module_utils._firewall._backend import converge
+from ansible_collections.mdmops.apple.plugins.module_utils._firewall._iptables import IptablesBackend
 from ansible_collections.mdmops.apple.plugins.module_utils._firewall._nftables import NftablesBackend
 from ansible_collections.mdmops.apple.plugins.module_utils._firewall._plan import (
     FirewallError, build_plan, describe,
 )
 
-BACKENDS = {"nftables": NftablesBackend}
+BACKENDS = {"nftables": NftablesBackend, "iptables": IptablesBackend}
 
 
 def _save_backup(state_dir, backend, snapshot):

@@ -1,0 +1,49 @@
+"""egress_firewall through Ansible with backend iptables (the backend itself: test_iptables.py)."""
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.firewall.fwlib import apply, connect, selected_targets
+
+pytestmark = pytest.mark.lab
+
+DM = ["device_management", "push_provider"]
+ARGS = {"backend": "iptables", "services": DM, "default_policy": "drop"}
+
+
+def saves(lab):
+    out = []
+    for cmd in (["iptables-save", "-t", "filter"], ["ip6tables-save", "-t", "filter"], ["ipset", "list", "-n"]):
+        text = lab.run("corp", cmd, check=True).stdout
+        out.append("\n".join(line for line in text.splitlines() if not line.startswith("#")))
+    return out
+
+
+@pytest.fixture()
+def corp(lab):
+    lab.run("corp", ["nft", "flush", "ruleset"], check=True)
+    lab.run("corp", ["iptables", "-A", "OUTPUT", "-p", "tcp", "--dport", "9", "-j", "DROP"], check=True)
+    original = saves(lab)
+    yield original
+    apply(lab, {"backend": "iptables", "state": "absent"})
+    lab.run("corp", ["nft", "flush", "ruleset"], check=True)
+
+
+def test_iptables_module_end_to_end(lab, corp):
+    res = apply(lab, ARGS, diff=True)
+    assert res["changed"] is True and not res["failed"], res
+    assert "MDMOPS-APPLE" in res["_stdout"]
+    targets = selected_targets(DM)
+    got = connect(lab, targets + [("198.51.100.10", 8080, "tcp"), ("albert.apple.com", 8443, "tcp")])
+    assert {t: got[t] for t in targets} == {t: "ok" for t in targets}
+    assert got[("198.51.100.10", 8080, "tcp")] != "ok" and got[("albert.apple.com", 8443, "tcp")] != "ok"
+    again = apply(lab, ARGS)
+    assert again["changed"] is False and not again["failed"], again
+    before = saves(lab)
+    check = apply(lab, dict(ARGS, services=DM + ["device_setup"]), check=True)
+    assert check["changed"] is True and saves(lab) == before
+    bad = apply(lab, dict(ARGS, extra=[{"address": "10.0.0.0/99", "ports": [1]}]))
+    assert bad["failed"] and "not an IP address or CIDR" in bad["msg"] and saves(lab) == before
+    gone = apply(lab, {"backend": "iptables", "state": "absent"})
+    assert gone["changed"] is True
+    assert saves(lab) == corp
