@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(iproute2 nftables iptables ipset dnsmasq-base squid openssl procps make shellcheck)
+APT_PACKAGES=(iproute2 nftables iptables ipset dnsmasq-base squid openssl procps make shellcheck firewalld dbus)
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null 2>&1 || PY=python3
 
@@ -20,8 +20,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   echo "bootstrap: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # Packages such as firewalld and squid start a service on install; on this machine they
+  # must only ever run inside the lab's namespaces, so keep the package scripts from starting them.
+  policy=/usr/sbin/policy-rc.d
+  added_policy=""
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy" && added_policy=1
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ -z "$added_policy" ] || rm -f "$policy"
 fi
 
 stamp=.venv/.requirements.sha256

@@ -302,13 +302,14 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.mdmops.apple.plugins.module_utils._catalog import SELECTION_ARGSPEC, CatalogError
 from ansible_collections.mdmops.apple.plugins.module_utils._firewall import _rollback
 from ansible_collections.mdmops.apple.plugins.module_utils._firewall._backend import converge
+from ansible_collections.mdmops.apple.plugins.module_utils._firewall._firewalld import FirewalldBackend
 from ansible_collections.mdmops.apple.plugins.module_utils._firewall._iptables import IptablesBackend
 from ansible_collections.mdmops.apple.plugins.module_utils._firewall._nftables import NftablesBackend
 from ansible_collections.mdmops.apple.plugins.module_utils._firewall._plan import (
     FirewallError, build_plan, describe,
 )
 
-BACKENDS = {"nftables": NftablesBackend, "iptables": IptablesBackend}
+BACKENDS = {"nftables": NftablesBackend, "iptables": IptablesBackend, "firewalld": FirewalldBackend}
 
 
 def _save_backup(state_dir, backend, snapshot):
@@ -328,7 +329,7 @@ def run(module):
         return module.run_command(argv, data=data, binary_data=True)
 
     if p["backend"] not in BACKENDS:
-        raise FirewallError("backend %s is not available in this release; use nftables" % p["backend"])
+        raise FirewallError("unknown backend %s; use nftables, iptables or firewalld" % p["backend"])
     backend = BACKENDS[p["backend"]](runner, p["table"], which=lambda c: module.get_bin_path(c) or shutil.which(c))
     missing = backend.missing()
     if missing:
