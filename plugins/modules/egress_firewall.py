@@ -164,6 +164,9 @@ notes:
   - With iptables, our chain is reached by a jump inserted at the top of OUTPUT or FORWARD; our drop (when asked) is
     the last rule of our chain, so built-in chain policies are never changed.
   - The managed host needs C(nft), or C(iptables)/C(ip6tables)/C(ipset), or C(firewall-cmd) with a running firewalld.
+  - "firewalld: O(mark) works on the forward path only (firewalld cannot mark the host's own traffic); DNS-fed sets
+    must be filled with dnsmasq C(nftset=) lines and are emptied by every firewalld reload; a reload also drops
+    runtime-only firewalld changes."
 seealso:
   - module: mdmops.apple.network_info
   - module: mdmops.apple.network_probe
