@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import sys
 
+import pytest
+
 # tools/ and lab/ hold plain Python helpers that the tests import directly.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -21,3 +23,16 @@ COLLECTIONS = collections_root()
 if COLLECTIONS not in sys.path:
     sys.path.insert(0, COLLECTIONS)
 os.environ["ANSIBLE_COLLECTIONS_PATH"] = COLLECTIONS
+
+
+@pytest.fixture(scope="module")
+def pki():
+    """The lab's Apple push PKI (Apple Root CA -> Apple Application Integration 2 CA), made at run time."""
+    from lab.pki import ApplePushPKI
+    return ApplePushPKI()
+
+
+@pytest.fixture(scope="module")
+def push(pki):
+    """An MDM push certificate with its key, issued by the lab AAI2 CA."""
+    return pki.push()

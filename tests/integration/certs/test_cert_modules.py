@@ -15,22 +15,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from lab.pki import ApplePushPKI
 from tests.lib.ansible_run import run_module
 
 INFO = "mdmops.apple.push_certificate_info"
 REQUEST = "mdmops.apple.push_certificate_request"
 P12_PASSWORD = "Lab-Pkcs12-Pw!"
-
-
-@pytest.fixture(scope="module")
-def pki():
-    return ApplePushPKI()
-
-
-@pytest.fixture(scope="module")
-def push(pki):
-    return pki.push()
 
 
 def ok(result):

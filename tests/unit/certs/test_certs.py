@@ -26,16 +26,6 @@ PASSWORD = b"Lab-Pkcs12-Pw!"
 FINGERPRINT = re.compile(r"^([0-9A-F]{2}:)+[0-9A-F]{2}$")
 
 
-@pytest.fixture(scope="module")
-def pki():
-    return ApplePushPKI()
-
-
-@pytest.fixture(scope="module")
-def push(pki):
-    return pki.push()
-
-
 def pem_chain(issued, order=("leaf", "chain")):
     parts = {"leaf": issued.cert_pem(), "chain": issued.chain_pem()}
     return b"".join(parts[p] for p in order)
