@@ -1,10 +1,10 @@
 # Entry points for people and CI. Everything needs root (network namespaces).
 #   make demo   bring up the built-in lab and run the main playbook against it
-#   make test   every test: unit, lab integration, molecule, ansible-test sanity, ansible-lint
+#   make test   every test: unit, lab integration, molecule, ansible-test sanity, ansible-lint, ansible-core 2.17/2.18
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: deps demo test unit integration sanity lint molecule bench lab-up lab-down build clean
+.PHONY: deps demo test unit integration sanity lint molecule compat bench lab-up lab-down build clean
 deps:
 	@bash scripts/bootstrap.sh
 demo: deps
@@ -21,6 +21,8 @@ lint: deps
 	@bash scripts/test.sh lint
 molecule: deps
 	@bash scripts/test.sh molecule
+compat: deps
+	@bash scripts/compat.sh
 bench: deps
 	@$(PY) bench/firewall_bench.py
 lab-up: deps

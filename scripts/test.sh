@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Every test of the project, in one run: molecule (against the lab), ansible-test
-# sanity, ansible-lint, then pytest (unit + lab integration). Runs each step even
-# when an earlier one fails, and fails at the end if any did.
-# With arguments, runs only the named steps (molecule, sanity, lint, pytest).
+# sanity, ansible-lint, the module tests on the older ansible-core releases we
+# support (compat), then pytest (unit + lab integration) on the current one.
+# Runs each step even when an earlier one fails, and fails at the end if any did.
+# With arguments, runs only the named steps (molecule, sanity, lint, compat, pytest).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 [ "$(id -u)" = 0 ] || { echo "test: run as root (the lab uses network namespaces)" >&2; exit 1; }
@@ -14,7 +15,7 @@ export ANSIBLE_LOCALHOST_WARNING=False ANSIBLE_DEPRECATION_WARNINGS=False ANSIBL
 export MDMOPS_LAB_REQUIRED=1
 
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(molecule sanity lint pytest)
+[ ${#steps[@]} -gt 0 ] || steps=(molecule sanity lint compat pytest)
 declare -A result
 
 run_molecule() {
@@ -31,8 +32,9 @@ run_step() {
     molecule) run_molecule ;;
     sanity) bash scripts/sanity.sh ;;
     lint) ansible-lint --offline --profile production ;;
+    compat) bash scripts/compat.sh ;;
     pytest) python -m pytest tests/unit tests/integration ;;
-    *) echo "test: unknown step $1 (molecule, sanity, lint, pytest)" >&2; return 2 ;;
+    *) echo "test: unknown step $1 (molecule, sanity, lint, compat, pytest)" >&2; return 2 ;;
   esac
 }
 
