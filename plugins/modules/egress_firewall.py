@@ -290,6 +290,9 @@ rollback:
     timeout:
       description: Seconds before the automatic restore.
       type: int
+    snapshot:
+      description: File on the managed host holding the state the timer restores (to restore by hand, if ever needed).
+      type: str
     pending:
       description: Whether the timer is still running.
       type: bool

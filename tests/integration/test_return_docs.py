@@ -1,0 +1,77 @@
+"""Each module's RETURN documentation matches what it really returns.
+
+Every module runs for real (ansible ad-hoc) with options that make it return
+everything it can, and the results are checked against RETURN both ways:
+nothing undocumented comes back, every documented key comes back from some
+run, with the documented type (tests/lib/return_doc.py).
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.lib.ansible_run import run_module
+from tests.lib.return_doc import check_return_doc
+
+SEED = os.path.join(os.path.dirname(__file__), "..", "unit", "fixtures", "apple_enterprise_networks_fr.txt")
+
+
+def ok(result):
+    assert result["_rc"] == 0, result["_stdout"]
+    return result
+
+
+def test_push_certificate_info(tmp_path, pki, push):
+    cert, key, current = tmp_path / "push.pem", tmp_path / "push.key", tmp_path / "current.pem"
+    push.write(str(cert), str(key), with_chain=True)
+    current.write_bytes(push.cert_pem())
+    renewal = pki.renewal(push)
+    full = ok(run_module("mdmops.apple.push_certificate_info", {
+        "content": renewal.cert_pem().decode() + renewal.key_pem().decode(),
+        "compare_to_path": str(current)}))
+    plain = ok(run_module("mdmops.apple.push_certificate_info", {"path": str(cert), "private_key_path": str(key)}))
+    check_return_doc("push_certificate_info", full, plain, exhaustive=True)
+
+
+def test_push_certificate_request(tmp_path, pki):
+    vendor = pki.vendor()
+    vendor.write(str(tmp_path / "mdm.pem"))
+    (tmp_path / "vendor.key").write_bytes(vendor.key_bytes())
+    args = {"privatekey_path": str(tmp_path / "push.key"), "csr_path": str(tmp_path / "push.csr"),
+            "common_name": "mdm.example.com", "signed_request_path": str(tmp_path / "request.b64"),
+            "vendor_certificate_path": str(tmp_path / "mdm.pem"),
+            "vendor_private_key_path": str(tmp_path / "vendor.key")}
+    first = ok(run_module("mdmops.apple.push_certificate_request", args))
+    forced = ok(run_module("mdmops.apple.push_certificate_request", dict(args, force=True, backup=True)))
+    assert forced["backup_files"]
+    check_return_doc("push_certificate_request", first, forced, exhaustive=True)
+
+
+def test_network_info():
+    result = ok(run_module("mdmops.apple.network_info", {"article_path": SEED}))
+    check_return_doc("network_info", result, exhaustive=True)
+
+
+@pytest.mark.lab
+def test_network_probe(lab):
+    result = ok(run_module("mdmops.apple.network_probe", {
+        "services": ["device_management", "device_setup"], "timeout": 1,
+        "names": {"*.push.apple.com": "1-courier.push.apple.com"}}, interpreter=lab.interpreter("corp")))
+    check_return_doc("network_probe", result, exhaustive=True)
+
+
+@pytest.mark.lab
+def test_egress_firewall(lab):
+    args = {"services": ["device_management", "apps_content"], "strategy": "both", "rollback_timeout": 30,
+            "backup": True}
+    try:
+        present = ok(run_module("mdmops.apple.egress_firewall", args, interpreter=lab.interpreter("corp")))
+        cidr = ok(run_module("mdmops.apple.egress_firewall", dict(args, strategy="cidr"),
+                             interpreter=lab.interpreter("corp")))
+        assert cidr["uncovered"]
+        absent = ok(run_module("mdmops.apple.egress_firewall", {"state": "absent"},
+                               interpreter=lab.interpreter("corp")))
+    finally:
+        run_module("mdmops.apple.egress_firewall", {"state": "absent"}, interpreter=lab.interpreter("corp"))
+    check_return_doc("egress_firewall", present, cidr, absent, exhaustive=True)
