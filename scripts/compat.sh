@@ -15,6 +15,7 @@ for v in "${versions[@]}"; do
   echo "--- ansible-core $("$venv/bin/ansible" --version | head -1)"
   MDMOPS_LAB_PREFIX="mdmc${v//./}" "$venv/bin/python" -m pytest -q -p no:cacheprovider \
     tests/integration/certs tests/integration/collection tests/integration/firewall/test_nftables.py \
+    tests/integration/test_return_docs.py \
     tests/unit || rc=1
 done
 exit $rc

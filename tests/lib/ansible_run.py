@@ -1,7 +1,8 @@
 """Run real Ansible (not a mocked AnsibleModule) and return the module result.
 
-``run_module`` uses the ad-hoc command with ``--tree``, which writes each host's
-result as JSON: no stdout parsing, no extra callback collection needed.
+``run_module`` uses the ad-hoc command with a small test-only callback
+(tests/lib/callback_plugins/mdmops_result.py) that writes each host's result
+as JSON: no stdout parsing, no extra collection needed.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Any, Dict, Optional
 from lab.collection import collections_root
 
 BIN = os.path.dirname(sys.executable)
+CALLBACKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "callback_plugins")
 
 
 def ansible_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
@@ -46,20 +48,23 @@ def run_module(module: str, args: Dict[str, Any], *, check: bool = False, diff: 
     tree = tempfile.mkdtemp(prefix="mdmops-tree-")
     try:
         cmd = [os.path.join(BIN, "ansible"), host, "-i", host + ",", "-c", "local",
-               "-m", module, "-a", json.dumps(args), "-t", tree,
+               "-m", module, "-a", json.dumps(args),
                "-e", "ansible_python_interpreter=" + (interpreter or sys.executable)]
         if check:
             cmd.append("--check")
         if diff:
             cmd.append("--diff")
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(env), timeout=timeout, check=False)
+        run_env = ansible_env(env)
+        run_env.update({"ANSIBLE_CALLBACK_PLUGINS": CALLBACKS, "ANSIBLE_CALLBACKS_ENABLED": "mdmops_result",
+                        "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "MDMOPS_RESULT_DIR": tree})
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=run_env, timeout=timeout, check=False)
         path = os.path.join(tree, host)
         if not os.path.exists(path):
             raise AssertionError("ansible produced no result (rc=%s)\nstdout:\n%s\nstderr:\n%s"
                                  % (proc.returncode, proc.stdout, proc.stderr))
         with open(path) as f:
             result = json.load(f)
-        # ansible-core 2.19's tree output leaves out "failed"; the exit code says it
+        # ansible-core 2.19 leaves "failed" out of the callback's result; the exit code says it
         result.setdefault("failed", proc.returncode != 0)
         result["_rc"] = proc.returncode
         result["_stdout"] = proc.stdout + proc.stderr

@@ -32,7 +32,7 @@ def ok(result):
 def failed(result, *fragments):
     """A clean failure: non-zero exit, a message naming the problem, no traceback, no key text."""
     assert result["_rc"] != 0, result
-    assert result.get("failed", True) is True  # the --tree output of ansible-core 2.19 drops the failed key
+    assert result.get("failed", True) is True  # ansible-core 2.19 drops the failed key from callback results
     assert "FAILED!" in result["_stdout"]
     assert "Traceback" not in result["_stdout"]
     assert "module_stderr" not in result and "exception" not in result
