@@ -17,7 +17,7 @@ import json, socket, sys
 out = []
 for host, port, proto in json.loads(sys.argv[1]):
     try:
-        addr = socket.getaddrinfo(host, port, socket.AF_INET6 if ":" in host else socket.AF_INET)[0][4][0]
+        addr = socket.getaddrinfo(host, port, socket.AF_INET6 if (":" in host or FAMILY == 6) else socket.AF_INET)[0][4][0]
     except OSError as exc:
         out.append([host, port, proto, None, "dns: %s" % exc]); continue
     s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET,
@@ -47,9 +47,11 @@ def ruleset(lab, ns="corp"):
     return proc.stdout
 
 
-def connect(lab, targets, ns="corp", timeout=1.0):
-    """Connect to each (host, port, proto) from ``ns``; returns {(host, port, proto): status}."""
-    proc = lab.run(ns, [sys.executable, "-c", CONNECT.replace("TIMEOUT", str(timeout)), json.dumps([list(t) for t in targets])],
+def connect(lab, targets, ns="corp", timeout=1.0, family=4):
+    """Connect to each (host, port, proto) from ``ns`` over IPv4 (or IPv6 with ``family=6``);
+    returns {(host, port, proto): status}."""
+    code = CONNECT.replace("TIMEOUT", str(timeout)).replace("FAMILY", str(family))
+    proc = lab.run(ns, [sys.executable, "-c", code, json.dumps([list(t) for t in targets])],
                    timeout=60 + len(targets) * timeout * 2)
     assert proc.returncode == 0, proc.stderr
     return dict(((h, p, pr), status) for h, p, pr, _addr, status in json.loads(proc.stdout))

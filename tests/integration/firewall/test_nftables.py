@@ -44,6 +44,18 @@ def test_default_drop_allows_every_selected_endpoint_and_nothing_else(lab, corp)
     assert "table inet usertable" in ruleset(lab) and "tcp dport 9" in ruleset(lab)
 
 
+def test_default_drop_over_ipv6(lab, corp):
+    blocked = [("albert.apple.com", 8443, "tcp"), ("2001:db8:100::10", 8080, "tcp"), ("updates.cdn-apple.com", 443, "tcp")]
+    assert set(connect(lab, blocked, family=6).values()) == {"ok"}      # open before the policy
+    apply(lab, DROP)
+    targets = selected_targets(DM)
+    got = connect(lab, targets + blocked, family=6)
+    assert {t: got[t] for t in targets} == {t: "ok" for t in targets}
+    assert got[("albert.apple.com", 8443, "tcp")] != "ok"
+    assert got[("2001:db8:100::10", 8080, "tcp")] != "ok"
+    assert got[("updates.cdn-apple.com", 443, "tcp")] != "ok"
+
+
 def test_second_run_changes_nothing_and_check_mode_touches_nothing(lab, corp):
     first = apply(lab, DROP)
     assert first["changed"] is True
