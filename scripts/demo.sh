@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Bring up the built-in lab and run the main playbooks from the lab's corp host:
 # mdmops.apple.network_report (catalog summary, DNS/TCP/UDP reachability table), then
-# mdmops.apple.lab_demo (default-drop egress firewall from the catalog, proved with
-# real connections, then removed).
+# lab/playbooks/firewall_demo.yml (default-drop egress firewall from the catalog, proved
+# with real connections, then removed; lab only, not shipped).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "demo: run as root (the lab uses network namespaces)" >&2; exit 1; }
@@ -12,6 +12,6 @@ export PATH="$PWD/.venv/bin:$PATH" ANSIBLE_LOCALHOST_WARNING=False ANSIBLE_DEPRE
 .venv/bin/python -m lab up
 inventory=$(.venv/bin/python -m lab status | .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)["inventory"])')
 ansible-playbook -i "$inventory" mdmops.apple.network_report -e target=corp "$@"
-ansible-playbook -i "$inventory" mdmops.apple.lab_demo -e target=corp "$@"
+ansible-playbook -i "$inventory" lab/playbooks/firewall_demo.yml -e target=corp "$@"
 echo
 echo "The lab is still up ('.venv/bin/python -m lab status' shows it); 'make lab-down' removes it."
