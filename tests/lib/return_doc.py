@@ -51,7 +51,7 @@ def _type_ok(value: Any, doc_type: str) -> bool:
     return isinstance(value, TYPES.get(doc_type, (object,)))
 
 
-def _check(value: Any, doc: Dict[str, Any], where: str, problems: List[str], exhaustive: bool, seen: set) -> None:
+def _check(value: Any, doc: Dict[str, Any], where: str, problems: List[str], seen: set) -> None:
     doc_type = doc.get("type", "str")
     if not _type_ok(value, doc_type):
         problems.append("%s: documented as %s, returned %s %r" % (where, doc_type, type(value).__name__, value))
@@ -64,13 +64,12 @@ def _check(value: Any, doc: Dict[str, Any], where: str, problems: List[str], exh
             if not isinstance(item, dict):
                 problems.append("%s[%d]: documented elements dict, returned %r" % (where, i, item))
                 continue
-            _check_keys(item, contains, "%s[]" % where, problems, exhaustive, seen)
+            _check_keys(item, contains, "%s[]" % where, problems, seen)
     elif doc_type == "dict" and isinstance(value, dict):
-        _check_keys(value, contains, where, problems, exhaustive, seen)
+        _check_keys(value, contains, where, problems, seen)
 
 
-def _check_keys(result: Dict[str, Any], docs: Dict[str, Any], where: str, problems: List[str],
-                exhaustive: bool, seen: set) -> None:
+def _check_keys(result: Dict[str, Any], docs: Dict[str, Any], where: str, problems: List[str], seen: set) -> None:
     for key, value in result.items():
         name = "%s.%s" % (where, key) if where else key
         if not where and key in ANSIBLE_KEYS:
@@ -79,13 +78,10 @@ def _check_keys(result: Dict[str, Any], docs: Dict[str, Any], where: str, proble
             problems.append("%s: returned but not documented" % name)
             continue
         seen.add(name)
-        _check(value, docs[key], name, problems, exhaustive, seen)
-    for key, doc in docs.items():
-        name = "%s.%s" % (where, key) if where else key
-        if key in result:
-            continue
-        if doc.get("returned") in ("always", "success") and not where:
-            problems.append("%s: documented as returned %s, missing" % (name, doc.get("returned")))
+        _check(value, docs[key], name, problems, seen)
+    if not where:
+        problems.extend("%s: documented as returned %s, missing" % (key, doc["returned"]) for key, doc in docs.items()
+                        if key not in result and doc.get("returned") in ("always", "success"))
 
 
 def _all_names(docs: Dict[str, Any], where: str = "") -> List[str]:
@@ -109,7 +105,7 @@ def check_return_doc(module: str, *results: Dict[str, Any], exhaustive: bool = F
     problems: List[str] = []
     seen: set = set()
     for result in results:
-        _check_keys(result, docs, "", problems, exhaustive, seen)
+        _check_keys(result, docs, "", problems, seen)
     if exhaustive:
         missing = [n for n in _all_names(docs) if n not in seen]
         problems.extend("%s: documented but returned by none of the runs" % n for n in missing)
