@@ -52,20 +52,14 @@ _DASH_CHARS = frozenset("-_\u2012\u2013\u2014\u2015\u2212")
 _HOST_RE = re.compile(r"^(\*\.)?([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _PLATFORM_RE = re.compile(r"(?<![A-Za-z])(iPadOS|iOS|tvOS|watchOS|macOS|visionOS)(?![A-Za-z])", re.IGNORECASE)
 
-# Hosts whose registered domain is not Apple's: never inside Apple's ranges.
-THIRD_PARTY_DOMAINS = (
-    "digicert.com", "digicert.cn", "cloudflare.com", "fastly-edge.com", "edgesuite.net",
-    "vertexsmb.com", "apzones.com", "icloud.com.cn",
-)
-# Apple names served through content delivery networks (CNAMEs to CDN
-# providers): they may resolve outside Apple's ranges.  A judgement from the
-# names (and the article's own CDN/CNAME note), kept in one place.
-CDN_DOMAINS = ("cdn-apple.com", "mzstatic.com", "axm-usercontent-apple.com")
-CDN_HOSTS = ("appldnld.apple.com",)
-_CDN_LABEL_RE = re.compile(r"(^|[.-])cdn([.-]|$)")
-
 # Well-known typos in Apple's tables: what Apple wrote -> what a firewall needs.
 PORT_ERRATA = {433: 443}
+# Host names misprinted in an edition of the article, where Apple's other
+# editions and real traffic show the real name (the cell is kept as written).
+HOST_ERRATA = {
+    "token.safebrowsing.apple.com": "token.safebrowsing.apple",
+    "phonesubmissions.apple.com": "iphonesubmissions.apple.com",
+}
 
 
 class CatalogError(ValueError):
@@ -101,23 +95,6 @@ def is_proxy_word(cell):
     return bool(word) and proxy_value(word)[1]
 
 
-def network_of(host):
-    """Classify a host name: ``apple``, ``cdn`` or ``third_party``."""
-    name = host[2:] if host.startswith("*.") else host
-    for dom in THIRD_PARTY_DOMAINS:
-        if name == dom or name.endswith("." + dom):
-            return "third_party"
-    if name in CDN_HOSTS:
-        return "cdn"
-    for dom in CDN_DOMAINS:
-        if name == dom or name.endswith("." + dom):
-            return "cdn"
-    first = name.split(".")[0]
-    if _CDN_LABEL_RE.search(first):
-        return "cdn"
-    return "apple"
-
-
 def normalise_host(written):
     """Return ``(host, notes)``: the name a firewall or proxy can match."""
     notes = []
@@ -130,9 +107,15 @@ def normalise_host(written):
         notes.append("Apple wrote %s with the URL path %s; a firewall or proxy matches the host %s."
                      % (written.strip(), path, host))
     if ":" in host:
-        raise CatalogError("host %r: a port belongs in the ports column" % written)
+        raise CatalogError("host %r: a port belongs in the ports column" % _short(written))
     if not _HOST_RE.match(host):
-        raise CatalogError("host %r is not a DNS name or a '*.' wildcard" % written)
+        raise CatalogError("host %r is not a DNS name or a '*.' wildcard" % _short(written))
+    if host in HOST_ERRATA:
+        fixed = HOST_ERRATA[host]
+        notes.append("This edition of Apple's table writes %s, a misprint of %s (Apple's other editions and real "
+                     "traffic use %s); the catalog uses %s and keeps %s in as_written."
+                     % (host, fixed, fixed, fixed, host))
+        host = fixed
     return host, notes
 
 
@@ -216,7 +199,6 @@ def normalise_cells(cells):
         "protocols": protocols,
         "platforms": normalise_platforms(cells[COL_OS]),
         "supports_proxy": supports_proxy,
-        "network": network_of(host),
         "description": description,
         "as_written": dict(zip(CELL_NAMES, cells)),
         "normalisation_notes": notes + port_notes + proto_notes,
@@ -231,20 +213,51 @@ def host_matches(pattern, name):
     return name == pattern
 
 
+def _short(value, limit=80):
+    """``repr`` of a user value, cut to ``limit`` characters for error messages."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "...(%d characters)" % len(text)
+
+
+# Longest name or word a selection accepts (a DNS name is at most 253 characters).
+MAX_WORD = 253
+# Most items a selection list accepts.
+MAX_ITEMS = 1000
+
+
 def _as_list(value, what):
+    """A selection option as a list of stripped strings; ``None`` is empty.
+
+    A comma-separated string is accepted (the lookup's ``services='a,b'``);
+    anything else that is not a list of strings is refused with a message.
+    """
     if value is None:
         return []
     if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    if isinstance(value, (list, tuple)):
-        return [str(v).strip() for v in value]
-    raise CatalogError("%s must be a list, got %r" % (what, value))
+        items = value.split(",")
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        raise CatalogError("%s must be a list of strings, got %s %s" % (what, type(value).__name__, _short(value)))
+    if len(items) > MAX_ITEMS:
+        raise CatalogError("%s: %d items, more than the %d accepted" % (what, len(items), MAX_ITEMS))
+    out = []
+    for v in items:
+        if isinstance(v, bool) or not isinstance(v, (str, int, float)):
+            raise CatalogError("%s: %s is not a string; give names such as %s"
+                               % (what, _short(v), {"services": "device_management"}.get(what, "'...'")))
+        v = str(v).strip()
+        if len(v) > MAX_WORD:
+            raise CatalogError("%s: %s is longer than %d characters" % (what, _short(v), MAX_WORD))
+        if v:
+            out.append(v)
+    return out
 
 
 def _unknown(what, value, valid):
     close = difflib.get_close_matches(value, list(valid), n=1)
     hint = " Did you mean %r?" % close[0] if close else ""
-    return CatalogError("unknown %s %r.%s Valid values: %s." % (what, value, hint, ", ".join(sorted(valid))))
+    return CatalogError("unknown %s %s.%s Valid values: %s." % (what, _short(value), hint, ", ".join(sorted(valid))))
 
 
 class Catalog(object):
@@ -259,13 +272,26 @@ class Catalog(object):
         self.entries = [dict(e) for e in data["entries"]]
         self._service_ids = [s["id"] for s in self.services]
 
+    def probe_names(self):
+        """``{wildcard host: concrete name to probe}`` from the rows' ``probe_name``."""
+        return dict((e["host"], e["probe_name"]) for e in self.entries if e.get("probe_name"))
+
     # -- selection ---------------------------------------------------------
     def service_ids(self):
         return list(self._service_ids)
 
     def expand_services(self, services):
-        """Resolve service ids and group names (``all``, ``abm_asm``...) to ids."""
-        wanted = _as_list(services, "services") or ["all"]
+        """Resolve service ids and group names (``all``, ``abm_asm``...) to ids.
+
+        ``None`` means ``all``; an empty list is refused (it selects nothing,
+        and silently selecting everything instead would open what was not asked).
+        """
+        if services is None:
+            services = ["all"]
+        wanted = _as_list(services, "services")
+        if not wanted:
+            raise CatalogError("services is empty: name at least one service (for example device_management), "
+                               "or 'all' for every service")
         out = []
         for sid in wanted:
             if sid == "all":
@@ -322,8 +348,9 @@ class Catalog(object):
                 if not e["protocols"]:
                     continue
             kept.append(e)
+        with_rows = set(e["service"] for e in kept)
         data = {"meta": self.meta, "ranges": self.ranges, "groups": self.groups,
-                "services": [s for s in self.services if s["id"] in sids], "entries": kept}
+                "services": [s for s in self.services if s["id"] in with_rows], "entries": kept}
         return Catalog(data, include_retired=include_retired)
 
     # -- views -------------------------------------------------------------
@@ -414,16 +441,36 @@ _BUNDLED = None
 
 
 def load_bundled():
-    """The catalog shipped with the collection (``_catalog_data``)."""
+    """The catalog shipped with the collection (``_catalog_data``, a JSON string)."""
     global _BUNDLED
     if _BUNDLED is None:
-        from ansible_collections.mdmops.apple.plugins.module_utils._catalog_data import CATALOG
-        _BUNDLED = Catalog(CATALOG)
+        import json
+        from ansible_collections.mdmops.apple.plugins.module_utils._catalog_data import CATALOG_JSON
+        _BUNDLED = Catalog(json.loads(CATALOG_JSON))
     return _BUNDLED
 
 
-# Argument spec of the catalog selection, shared by every module that selects
-# from the catalog (documented by the mdmops.apple.catalog_selection fragment).
+SELECTION_KEYS = ("services", "platforms", "protocols", "initiators", "hosts", "include_retired")
+
+
+def select_from_params(catalog, params, hosts=None):
+    """Apply the catalog selection options (see ``_argspec.catalog_selection_spec``) to ``catalog``.
+
+    The one selection path of every module and of the ``network_catalog``
+    lookup: same defaults, same checks, same messages.
+    """
+    if hosts is None:
+        hosts = params.get("hosts")
+    retired = params.get("include_retired", False)
+    if not isinstance(retired, bool):
+        raise CatalogError("include_retired must be true or false, got %s" % _short(retired))
+    return catalog.select(services=params.get("services"), platforms=params.get("platforms"),
+                          protocols=params.get("protocols"), initiators=params.get("initiators"),
+                          hosts=hosts, include_retired=retired)
+
+
+# Kept for modules not yet on ``_argspec.catalog_selection_spec()`` (egress_firewall):
+# the same options without ``hosts``.
 SELECTION_ARGSPEC = {
     "services": {"type": "list", "elements": "str", "default": ["all"]},
     "platforms": {"type": "list", "elements": "str", "default": []},
@@ -431,10 +478,3 @@ SELECTION_ARGSPEC = {
     "initiators": {"type": "list", "elements": "str", "default": [], "choices": list(INITIATORS)},
     "include_retired": {"type": "bool", "default": False},
 }
-
-
-def select_from_params(catalog, params, hosts=None):
-    """Apply the SELECTION_ARGSPEC parameters of a module to ``catalog``."""
-    return catalog.select(services=params.get("services"), platforms=params.get("platforms"),
-                          protocols=params.get("protocols"), initiators=params.get("initiators"),
-                          hosts=hosts, include_retired=params.get("include_retired", False))

@@ -17,7 +17,7 @@ import re
 from html.parser import HTMLParser
 
 from ansible_collections.mdmops.apple.plugins.module_utils._catalog import (
-    N_COLUMNS, CatalogError, fold, normalise_cells,
+    N_COLUMNS, CatalogError, fold, is_proxy_word, normalise_cells,
 )
 
 # The fields a refresh compares; descriptions are in the page's language and
@@ -25,7 +25,13 @@ from ansible_collections.mdmops.apple.plugins.module_utils._catalog import (
 COMPARED_FIELDS = ("ports", "protocols", "platforms", "supports_proxy")
 
 _SEPARATOR_RE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)+\|?\s*$")
-_PORT_CELL_RE = re.compile(r"^\s*\d{1,5}(\s*[,;/]\s*\d{1,5})*\s*$")
+# A ports cell: numbers separated by commas, semicolons, slashes or spaces (two
+# paragraphs in one cell are read as two ports, never glued into one number).
+_PORT_CELL_RE = re.compile(r"^\s*\d{1,5}((\s*[,;/]\s*|\s+)\d{1,5})*\s*$")
+_HOSTISH_RE = re.compile(r"^\*?\.?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+(/\S*)?$")
+_PROTO_CELL_RE = re.compile(r"^\s*(TCP|UDP|SSH|QUIC|HTTPS?|SFTP)(\s*[,/]\s*(TCP|UDP|SSH|QUIC|HTTPS?|SFTP))*\s*$",
+                            re.IGNORECASE)
+_PLATFORM_WORD_RE = re.compile(r"(iPadOS|iOS|tvOS|watchOS|macOS|visionOS)", re.IGNORECASE)
 
 
 class CatalogParseError(CatalogError):
@@ -79,9 +85,8 @@ def _context(lines):
     return " \u2014 ".join(heading), intro
 
 
-def parse_text(text):
+def _parse_pipe_tables(lines):
     """Tables of a text rendering: a header row, a ``---|---`` line, rows."""
-    lines = text.splitlines()
     tables = []
     last_end = 0
     i = 1
@@ -103,8 +108,159 @@ def parse_text(text):
     return tables
 
 
+def _starts_row(cells):
+    """A row starts with a host name, then a ports cell."""
+    return len(cells) >= 2 and bool(_HOSTISH_RE.match(cells[0].strip())) and bool(_PORT_CELL_RE.match(cells[1]))
+
+
+def _drop_header(context):
+    """Drop the header cells (short lines just before the first row) from a table's context."""
+    kept = [ln for ln in context if ln.strip()]
+    n = 0
+    while n < N_COLUMNS and kept and len(kept[-1].strip()) <= 40 and "\t" not in kept[-1].strip():
+        kept.pop()
+        n += 1
+    return kept if n >= N_COLUMNS - 1 else [ln for ln in context if ln.strip()]
+
+
+def _parse_tab_tables(lines):
+    """Tab-separated tables (a browser's "save as text" or a copy-paste of the page).
+
+    Cells are separated by tabs, rows by line breaks; a cell holding two
+    paragraphs continues on the next line(s), so a row is complete when it
+    has six cells or the next line starts a new row.
+    """
+    tables = []
+    rows, buf, start, last_end, header_at = [], None, None, 0, None
+
+    def close(end):
+        if buf:
+            rows.append(buf)
+        if rows and _is_host_table(rows):
+            ctx = lines[last_end:start] if header_at is None else lines[last_end:header_at]
+            heading, intro = _context(ctx)
+            tables.append(ParsedTable(len(tables), heading, intro, list(rows), "line %d" % ((header_at or start) + 1)))
+
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        text = line.strip("\r\n")
+        if not text.strip():
+            i += 1
+            continue
+        cells = [c.strip() for c in text.split("\t")]
+        if _starts_row(cells):
+            if start is None:
+                start = i
+                if i > 0 and lines[i - 1].count("\t") >= 2:
+                    header_at = i - 1
+                elif i > 1 and not lines[i - 1].strip() and lines[i - 2].count("\t") >= 2:
+                    header_at = i - 2
+            if buf:
+                rows.append(buf)
+            buf = cells
+        elif buf and len(buf) < N_COLUMNS and ("\t" in text or _PORT_CELL_RE.match(text)
+                                                or _is_platform_cell(text) or is_proxy_word(text)):
+            buf[-1] = (buf[-1] + " " + cells[0]).strip()
+            buf.extend(cells[1:])
+        elif start is not None:
+            close(i)
+            rows, buf, start, header_at, last_end = [], None, None, None, i
+            continue
+        i += 1
+        if buf is not None and len(buf) >= N_COLUMNS:
+            rows.append(buf)
+            buf = None
+    if start is not None:
+        close(len(lines))
+    return tables
+
+
+def _is_platform_cell(text):
+    t = text.strip()
+    return bool(_PLATFORM_WORD_RE.search(t)) or (bool(t) and set(t) <= set("-\u2012\u2013\u2014\u2015\u2212"))
+
+
+def _parse_cell_lines(lines):
+    """Tables saved with one cell per line (blank lines between), as some browsers save text.
+
+    Empty cells leave no line, so a row is read by what each cell looks like:
+    host, ports, protocol, then an OS cell, a description and a proxy answer
+    when the lines look like them.
+    """
+    items = [(n, ln.strip()) for n, ln in enumerate(lines) if ln.strip()]
+    tables = []
+    k = 0
+    rows, first_line, prev_end = [], None, 0
+    while k < len(items):
+        n, text = items[k]
+        nxt = items[k + 1][1] if k + 1 < len(items) else ""
+        nxt2 = items[k + 2][1] if k + 2 < len(items) else ""
+        if _HOSTISH_RE.match(text) and _PORT_CELL_RE.match(nxt) and _PROTO_CELL_RE.match(nxt2):
+            if first_line is None:
+                first_line = n
+            row = [text, nxt, nxt2]
+            k += 3
+
+            def starts_next(at):
+                return (at + 1 < len(items) and _HOSTISH_RE.match(items[at][1])
+                        and _PORT_CELL_RE.match(items[at + 1][1]))
+            if k < len(items) and not starts_next(k) and _is_platform_cell(items[k][1]):
+                row.append(items[k][1])
+                k += 1
+            else:
+                row.append("")
+            if k < len(items) and not starts_next(k) and is_proxy_word(items[k][1]):
+                row.extend(["", items[k][1]])
+                k += 1
+            else:
+                if k < len(items) and not starts_next(k) and len(items[k][1]) <= 300:
+                    row.append(items[k][1])
+                    k += 1
+                else:
+                    row.append("")
+                if k < len(items) and not starts_next(k) and is_proxy_word(items[k][1]):
+                    row.append(items[k][1])
+                    k += 1
+                else:
+                    row.append("")
+            rows.append(row)
+            continue
+        if rows:
+            if _is_host_table(rows):
+                heading, intro = _context(_drop_header(lines[prev_end:first_line]))
+                tables.append(ParsedTable(len(tables), heading, intro, rows, "line %d" % (first_line + 1)))
+            rows, first_line, prev_end = [], None, n
+        k += 1
+    if rows and _is_host_table(rows):
+        heading, intro = _context(_drop_header(lines[prev_end:first_line]))
+        tables.append(ParsedTable(len(tables), heading, intro, rows, "line %d" % (first_line + 1)))
+    return tables
+
+
+def parse_text(text):
+    """Tables of a text copy of the page, in whichever form it was saved.
+
+    ``|`` tables (``---|---`` under the header), tab-separated rows (a
+    browser's "save as text", a copy-paste), or one cell per line; the form
+    that yields the most rows wins.
+    """
+    lines = text.splitlines()
+    best = []
+    for parser in (_parse_pipe_tables, _parse_tab_tables, _parse_cell_lines):
+        tables = parser(lines)
+        if sum(len(t.rows) for t in tables) > sum(len(t.rows) for t in best):
+            best = tables
+    return best
+
+
 class _HTMLTables(HTMLParser):
-    """Collect headings, paragraphs and tables of a page, in order."""
+    """Collect headings, paragraphs and tables of a page, in order.
+
+    A table nested in a cell is read as that cell's text (its cells separated
+    by spaces); paragraphs and line breaks inside a cell are separated, so
+    ``<p>443</p><p>80</p>`` reads as two ports, never as ``44380``.
+    """
 
     _BLOCKS = ("p", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "caption")
 
@@ -113,6 +269,7 @@ class _HTMLTables(HTMLParser):
         self.blocks = []          # ("heading"|"text", str) or ("table", rows)
         self._text = []
         self._tag = None
+        self._stack = []          # outer tables being read: [rows, row, cell]
         self._table = None
         self._row = None
         self._cell = None
@@ -129,32 +286,53 @@ class _HTMLTables(HTMLParser):
         if tag in ("script", "style", "noscript"):
             self._skip += 1
         elif tag == "table":
-            self._flush()
-            self._table = []
+            if self._table is None:
+                self._flush()
+            else:
+                self._stack.append((self._table, self._row, self._cell))
+            self._table, self._row, self._cell = [], None, None
         elif self._table is not None:
             if tag == "tr":
                 self._row = []
             elif tag in ("td", "th"):
                 self._cell = []
-            elif tag == "br" and self._cell is not None:
-                self._cell.append(", ")
+            elif self._cell is not None and (tag == "br" or tag in self._BLOCKS):
+                self._cell.append(" ")
         elif tag in self._BLOCKS or tag == "br":
             self._flush()
             self._tag = tag
+
+    def _end_cell(self):
+        if self._cell is not None and self._row is not None:
+            self._row.append(" ".join("".join(self._cell).split()).strip(" ,"))
+        self._cell = None
 
     def handle_endtag(self, tag):
         if tag in ("script", "style", "noscript"):
             self._skip = max(0, self._skip - 1)
         elif tag == "table" and self._table is not None:
-            self.blocks.append(("table", self._table))
-            self._table = None
+            if self._cell is not None:
+                self._end_cell()
+            if self._row:
+                self._table.append(self._row)
+            inner = self._table
+            if self._stack:
+                self._table, self._row, self._cell = self._stack.pop()
+                if self._cell is not None:
+                    self._cell.append(" " + " ".join(c for r in inner for c in r if c) + " ")
+            else:
+                self.blocks.append(("table", inner))
+                self._table, self._row, self._cell = None, None, None
         elif self._table is not None:
-            if tag in ("td", "th") and self._cell is not None and self._row is not None:
-                self._row.append(" ".join("".join(self._cell).split()).strip(" ,"))
-                self._cell = None
+            if tag in ("td", "th"):
+                self._end_cell()
             elif tag == "tr" and self._row is not None:
+                if self._cell is not None:
+                    self._end_cell()
                 self._table.append(self._row)
                 self._row = None
+            elif self._cell is not None and tag in self._BLOCKS:
+                self._cell.append(" ")
         elif tag in self._BLOCKS:
             self._flush()
             self._tag = None
@@ -170,6 +348,8 @@ class _HTMLTables(HTMLParser):
 
     def close(self):
         HTMLParser.close(self)
+        while self._table is not None:
+            self.handle_endtag("table")
         self._flush()
 
 
@@ -331,6 +511,13 @@ def _brief(e):
     return out
 
 
+def _on_page(page, names):
+    for name in names:
+        if name and re.search(r"(?<![\w.-])%s(?![\w-])" % re.escape(name), page, re.IGNORECASE):
+            return True
+    return False
+
+
 def refresh_report(text, catalog, source="the page"):
     """Parse ``text`` and report how it differs from ``catalog``'s article rows."""
     tables = parse_article(text, source)
@@ -340,6 +527,19 @@ def refresh_report(text, catalog, source="the page"):
     parsed, problems = article_entries(tables, sections)
     bundled = [e for e in catalog.entries if e.get("source") == "apple_article"]
     diff = diff_entries(bundled, parsed)
+    # A catalog row missing from what we read but whose host is on the page was
+    # not read, not removed: report it as unreadable.
+    page = text.decode("utf-8", errors="replace") if isinstance(text, bytes) else text
+    read_hosts = set(e["host"] for e in parsed)
+    removed = []
+    for r in diff["removed"]:
+        written = [e["as_written"]["host"] for e in bundled if e["service"] == r["service"] and e["host"] == r["host"]]
+        if _on_page(page, [r["host"]] + written):
+            problems.append("%s (%s): on the page but in no table row we could read%s; check this row by hand"
+                            % (r["host"], r["service"], " (read in another table)" if r["host"] in read_hosts else ""))
+        else:
+            removed.append(r)
+    diff["removed"] = removed
     diff["problems"] = problems
     diff["tables"] = len(tables)
     diff["rows"] = len(parsed)

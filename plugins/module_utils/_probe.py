@@ -17,28 +17,24 @@ import struct
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-# Concrete names to probe for Apple's wildcard hosts (a wildcard cannot be
-# resolved as such).  Override or extend with the ``names`` option.
-WILDCARD_SAMPLES = {
-    "*.push.apple.com": "1-courier.push.apple.com",
-    "*.itunes.apple.com": "init.itunes.apple.com",
-    "*.mzstatic.com": "is1-ssl.mzstatic.com",
-    "*.icloud.com": "www.icloud.com",
-    "*.apple-cloudkit.com": "api.apple-cloudkit.com",
-    "*.cdn-apple.com": "updates.cdn-apple.com",
-}
-
 # Status of one probe, from best to worst.
 OK = "ok"
 STATUSES = ("ok", "no_answer", "skipped", "dns_failed", "refused", "timeout", "unreachable", "blocked_locally", "error")
 
 
-def concrete_name(host, names=None):
-    """The name to resolve for a catalog host, or None for an unmapped wildcard."""
+def concrete_name(host, names=None, catalog_names=None):
+    """The name to resolve for a catalog host, or None for an unmapped wildcard.
+
+    ``names`` (the user's) win over ``catalog_names`` (the rows' ``probe_name``,
+    by default those of the bundled catalog).
+    """
     if not host.startswith("*."):
         return host
     names = names or {}
-    return names.get(host) or WILDCARD_SAMPLES.get(host)
+    if catalog_names is None:
+        from ansible_collections.mdmops.apple.plugins.module_utils._catalog import load_bundled
+        catalog_names = load_bundled().probe_names()
+    return names.get(host) or catalog_names.get(host)
 
 
 def _ntp_request():
@@ -112,14 +108,15 @@ def udp_exchange(address, port, timeout):
         sock.close()
 
 
-def probe_all(endpoints, names=None, timeout=3.0, concurrency=32, ip_version=0):
+def probe_all(endpoints, names=None, timeout=3.0, concurrency=32, ip_version=0, catalog_names=None):
     """Probe catalog endpoints (dicts with service, host, port, protocol).
 
     Names are resolved once each; endpoints sharing a (name, port, protocol)
     are probed once.  Results keep the order of ``endpoints``.
+    ``ip_version`` is 4, 6 or 0 (either: the first address getaddrinfo gives).
     """
     family = {4: socket.AF_INET, 6: socket.AF_INET6}.get(ip_version, 0)
-    concrete = [concrete_name(ep["host"], names) for ep in endpoints]
+    concrete = [concrete_name(ep["host"], names, catalog_names) for ep in endpoints]
     workers = max(1, min(int(concurrency), 256))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         unique_names = sorted({n for n in concrete if n})

@@ -28,7 +28,6 @@ PATHS = ("output", "forward")
 POLICIES = ("accept", "drop")
 DEFAULT_TABLE = "mdmops_apple"
 DYN_TIMEOUT = 3600          # seconds an address learnt by the DNS-fed sets stays
-PUSH_HOSTS = ("*.push.apple.com", "api.push.apple.com")
 
 
 class FirewallError(ValueError):
@@ -241,7 +240,8 @@ def build_plan(p, catalog=None, resolver=default_resolver):
                     continue
                 covered = False
                 if strategy in ("cidr", "both"):
-                    nets = apns if (p.get("apns_ranges") and host in PUSH_HOSTS) else apple
+                    # the row's reviewed catalog fields: APNs-range flag and network class
+                    nets = apns if (p.get("apns_ranges") and e.get("apns_range")) else apple
                     for net in nets:
                         plan.add(net, proto, port, host)
                     covered = e["network"] == "apple"

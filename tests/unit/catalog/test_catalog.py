@@ -65,8 +65,10 @@ def test_select_filters(bundled):
     assert "setup.icloud.com" not in mac.hosts()           # iOS and iPadOS only
     assert "*.push.apple.com" in mac.hosts()
     servers = bundled.select(initiators=["mdm_servers"])
-    assert set(servers.hosts()) == {"*.push.apple.com", "api.push.apple.com", "gdmf.apple.com",
-                                    "mdmenrollment.apple.com", "vpp.itunes.apple.com"}
+    assert {"*.push.apple.com", "api.push.apple.com", "gdmf.apple.com", "mdmenrollment.apple.com",
+            "vpp.itunes.apple.com"} <= set(servers.hosts())
+    assert set(servers.hosts()) == {e["host"] for e in bundled.entries
+                                    if "mdm_servers" in e["initiators"] and not e["retired"]}
     udp = bundled.select(protocols=["udp"])
     assert all(e["protocols"] == ["udp"] for e in udp.entries) and "time.apple.com" in udp.hosts()
     groups = bundled.select(services=["abm_asm"])
@@ -87,13 +89,19 @@ def test_bad_selection_is_a_clear_error(bundled, kwargs, message):
 
 
 def test_views(bundled):
-    assert (bundled.counts()["entries"], bundled.counts()["retired"]) == (142, 2)
+    retired = [e for e in bundled.entries if e["retired"]]
+    assert (bundled.counts()["entries"], bundled.counts()["retired"]) == (len(bundled.entries), len(retired))
     default = bundled.select()
     counts = default.counts()
-    assert counts["entries"] == 140 and counts["services"] == 22 and counts["retired"] == 0
-    assert len(default.endpoints()) == counts["endpoints"] == 171
+    assert counts["entries"] == len(bundled.entries) - len(retired) and counts["retired"] == 0
+    assert counts["services"] == len(bundled.services)
+    assert len(default.endpoints()) == counts["endpoints"] == sum(
+        len(e["ports"]) * len(e["protocols"]) for e in bundled.entries if not e["retired"])
     outside = {o["host"]: o["network"] for o in bundled.outside_apple_range()}
     assert outside["crl3.digicert.com"] == "third_party" and outside["updates.cdn-apple.com"] == "cdn"
+    # CDN-served hosts the old name pattern classed apple (Akamai, CDN downloads)
+    for host in ("www.apple.com", "itunes.apple.com", "*.itunes.apple.com", "swcdn.apple.com", "oscdn.apple.com"):
+        assert outside[host] == "cdn", host
     assert "albert.apple.com" not in outside
     assert "*.push.apple.com" in bundled.wildcard_hosts()
     unique = bundled.unique_endpoints()
@@ -137,3 +145,37 @@ def test_generated_data_is_current():
     proc = subprocess.run([sys.executable, os.path.join(repo, "tools", "catalog.py"), "check"],
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_every_row_has_its_reviewed_fields(bundled):
+    for e in bundled.entries:
+        assert e["network"] in cat.NETWORKS
+        assert isinstance(e["apns_range"], bool)
+        if e["wildcard"]:
+            assert e["probe_name"] and cat.host_matches(e["host"], e["probe_name"]), e["host"]
+        else:
+            assert e["probe_name"] is None
+    assert {e["host"] for e in bundled.entries if e["apns_range"]} == {"*.push.apple.com", "api.push.apple.com"}
+    assert bundled.probe_names()["*.appattest.apple.com"] == "data.appattest.apple.com"
+
+
+def test_empty_services_is_an_error_not_everything(bundled):
+    with pytest.raises(cat.CatalogError, match="services is empty"):
+        bundled.select(services=[])
+    assert bundled.select(services=None).counts() == bundled.select(services=["all"]).counts()
+
+
+@pytest.mark.parametrize("value,message", [
+    ([{"a": 1}], "is not a string"), (5, "must be a list of strings"), (["x" * 10000], "longer than 253"),
+    ([None], "is not a string"), ([True], "is not a string"), (["a"] * 5000, "more than the 1000"),
+])
+def test_hostile_selection_values_are_clear_errors(bundled, value, message):
+    with pytest.raises(cat.CatalogError, match=message):
+        bundled.select(services=value)
+
+
+def test_selected_services_are_the_ones_with_rows(bundled):
+    sel = bundled.select(initiators=["mdm_servers"])
+    assert [s["id"] for s in sel.services] == [s["id"] for s in bundled.services
+                                               if any(e["service"] == s["id"] for e in sel.entries)]
+    assert len(sel.services) == sel.counts()["services"]
