@@ -6,7 +6,8 @@ from __future__ import annotations
 
 
 class ModuleDocFragment(object):
-    # Options that select rows of the Apple network catalog.
+    # Options that select rows of the Apple network catalog
+    # (argument spec: module_utils/_argspec.py catalog_selection_spec()).
     DOCUMENTATION = r'''
 options:
   services:
@@ -15,7 +16,8 @@ options:
       - V(all) selects every service. Groups are accepted too, V(abm_asm) (both Apple Business and School
         Manager tables) and V(content_caching) (server and clients).
       - The service ids are listed in the README and returned by M(mdmops.apple.network_info) as RV(ignore:services).
-      - An unknown id fails with the list of valid ids.
+      - An unknown id fails with the list of valid ids. An empty list fails too (it would select nothing; write
+        V(all) for every service).
     type: list
     elements: str
     default: [all]
@@ -46,6 +48,14 @@ options:
     type: list
     elements: str
     choices: [devices, mdm_servers, administrators]
+    default: []
+  hosts:
+    description:
+      - Keep only rows whose host is, or whose wildcard covers, one of these names
+        (for example V(1-courier.push.apple.com) keeps the C(*.push.apple.com) rows).
+      - Empty means every host.
+    type: list
+    elements: str
     default: []
   include_retired:
     description:

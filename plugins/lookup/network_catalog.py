@@ -14,8 +14,12 @@ description:
     enterprise networks", plus the APNs provider API), filtered like M(mdmops.apple.network_info), on the
     controller, without a task.
   - Handy for templates (proxy allow lists, PAC files) and for feeding other vendors' modules.
+  - The selection options are those of M(mdmops.apple.network_info), checked by the same code with the same
+    messages (an unknown service, an empty O(services) list, a value that is not a list of names all fail).
 author:
   - mdmops.apple maintainers (@mdmops)
+extends_documentation_fragment:
+  - mdmops.apple.catalog_selection
 options:
   _terms:
     description:
@@ -25,33 +29,11 @@ options:
     required: true
     type: list
     elements: str
-  services:
-    description: Catalog services or groups to select, or V(all). See M(mdmops.apple.network_info).
-    type: list
-    elements: str
-    default: [all]
-  platforms:
-    description: Keep rows for these platforms (rows naming no platform are always kept).
-    type: list
-    elements: str
-    default: []
-  protocols:
-    description: Keep these protocols (V(tcp), V(udp)).
-    type: list
-    elements: str
-    default: []
-  initiators:
-    description: Keep rows opened by V(devices), V(mdm_servers) or V(administrators).
-    type: list
-    elements: str
-    default: []
-  include_retired:
-    description: Include retired rows (the legacy APNs ports 2195 and 2196).
-    type: bool
-    default: false
 notes:
   - With one term whose view is a list (V(hosts), V(endpoints)...), that list is the result, so C(query) returns
     it as is; with several terms, the result has one item per term.
+  - The view names are those of the O(mdmops.apple.network_info#module:views) option of M(mdmops.apple.network_info),
+    plus V(apns_ranges).
 seealso:
   - module: mdmops.apple.network_info
 '''
@@ -79,7 +61,9 @@ _raw:
 
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
-from ansible_collections.mdmops.apple.plugins.module_utils._catalog import CatalogError, load_bundled
+from ansible_collections.mdmops.apple.plugins.module_utils._catalog import (
+    SELECTION_KEYS, CatalogError, load_bundled, select_from_params,
+)
 
 
 def _view(selection, catalog, name):
@@ -95,8 +79,8 @@ def _view(selection, catalog, name):
         "services": lambda: selection.services,
         "counts": selection.counts,
     }
-    if name not in views:
-        raise AnsibleLookupError("mdmops.apple.network_catalog: unknown view %r; use one of %s"
+    if not isinstance(name, str) or name not in views:
+        raise AnsibleLookupError("mdmops.apple.network_catalog: unknown view %.80r; use one of %s"
                                  % (name, ", ".join(sorted(views))))
     return views[name]()
 
@@ -106,13 +90,13 @@ class LookupModule(LookupBase):
     def run(self, terms, variables=None, **kwargs):
         self.set_options(var_options=variables, direct=kwargs)
         catalog = load_bundled()
+        params = dict((key, self.get_option(key)) for key in SELECTION_KEYS)
         try:
-            selection = catalog.select(
-                services=self.get_option("services"), platforms=self.get_option("platforms"),
-                protocols=self.get_option("protocols"), initiators=self.get_option("initiators"),
-                include_retired=self.get_option("include_retired"))
+            selection = select_from_params(catalog, params)
         except CatalogError as exc:
             raise AnsibleLookupError("mdmops.apple.network_catalog: %s" % exc)
+        if not terms:
+            raise AnsibleLookupError("mdmops.apple.network_catalog: name a view, for example 'hosts'")
         views = [_view(selection, catalog, term) for term in terms]
         if len(views) == 1 and isinstance(views[0], list):
             return views[0]

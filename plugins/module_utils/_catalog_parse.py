@@ -34,6 +34,12 @@ _PROTO_CELL_RE = re.compile(r"^\s*(TCP|UDP|SSH|QUIC|HTTPS?|SFTP)(\s*[,/]\s*(TCP|
 _PLATFORM_WORD_RE = re.compile(r"(iPadOS|iOS|tvOS|watchOS|macOS|visionOS)", re.IGNORECASE)
 
 
+# Bounds that no saved copy of Apple's article comes near (about 150 rows,
+# 3,000 lines), so hostile input costs seconds at most.
+MAX_LINES = 100000
+MAX_ROWS = 5000
+
+
 class CatalogParseError(CatalogError):
     """The page holds no host table we can read."""
 
@@ -246,6 +252,9 @@ def parse_text(text):
     that yields the most rows wins.
     """
     lines = text.splitlines()
+    if len(lines) > MAX_LINES:
+        raise CatalogParseError("the page has %d lines, more than the %d a saved copy of Apple's article has; "
+                                "save the article itself (HTML or text)" % (len(lines), MAX_LINES))
     best = []
     for parser in (_parse_pipe_tables, _parse_tab_tables, _parse_cell_lines):
         tables = parser(lines)
@@ -390,6 +399,10 @@ def parse_article(text, source="the page"):
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
     tables = parse_html(text) if looks_like_html(text) else parse_text(text)
+    rows = sum(len(t.rows) for t in tables)
+    if rows > MAX_ROWS:
+        raise CatalogParseError("%s has %d table rows, more than the %d Apple's article could hold; "
+                                "this is not a saved copy of the article" % (source, rows, MAX_ROWS))
     if not tables:
         raise CatalogParseError(
             "%s holds no host table: expected Apple's tables (HTML <table> rows, or text rows like "
@@ -512,9 +525,18 @@ def _brief(e):
 
 
 def _on_page(page, names):
+    """Whether one of ``names`` is written on ``page`` (lower-cased) as a whole name."""
     for name in names:
-        if name and re.search(r"(?<![\w.-])%s(?![\w-])" % re.escape(name), page, re.IGNORECASE):
-            return True
+        name = (name or "").lower()
+        if not name:
+            continue
+        at = page.find(name)
+        while at != -1:
+            before = page[at - 1] if at else " "
+            after = page[at + len(name)] if at + len(name) < len(page) else " "
+            if not (before.isalnum() or before in "._-") and not (after.isalnum() or after in "_-"):
+                return True
+            at = page.find(name, at + 1)
     return False
 
 
@@ -529,7 +551,7 @@ def refresh_report(text, catalog, source="the page"):
     diff = diff_entries(bundled, parsed)
     # A catalog row missing from what we read but whose host is on the page was
     # not read, not removed: report it as unreadable.
-    page = text.decode("utf-8", errors="replace") if isinstance(text, bytes) else text
+    page = (text.decode("utf-8", errors="replace") if isinstance(text, bytes) else text).lower()
     read_hosts = set(e["host"] for e in parsed)
     removed = []
     for r in diff["removed"]:

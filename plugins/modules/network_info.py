@@ -13,58 +13,64 @@ version_added: 0.1.0
 description:
   - Returns the bundled catalog of Apple's article "Use Apple products on enterprise networks"
     (every table, every row), plus the APNs provider API that MDM servers use, filtered by service,
-    platform, protocol and initiator.
-  - Each row keeps Apple's original cells (RV(entries[].as_written)) beside the values a firewall can use
-    (host without URL path, port typos corrected, C(SSH) read as TCP); every such correction is explained in
-    RV(entries[].notes).
-  - Derived views save templating work, a flat list of endpoints (one per host, port and protocol), the hosts
-    that an IP-only rule on Apple's ranges may not cover, the wildcard hosts, Apple's address ranges and counts.
-  - With O(article_path), also compares a saved copy of Apple's article (HTML, or text tables, in any of
-    Apple's languages) with the bundled catalog and reports the rows added, removed and changed.
+    platform, protocol, initiator and host.
+  - Returns the views O(views) asks for, compact by default (no rows); add V(entries) for the rows with Apple's
+    original cells (RV(entries[].as_written)) beside the values a firewall can use (host without URL path, port
+    and host misprints corrected, C(SSH) read as TCP), every such correction explained in RV(entries[].notes).
+  - With O(article_path), also compares a saved copy of Apple's article (HTML, or its text as a browser saves
+    or copies it, in any of Apple's languages) with the bundled catalog and reports the rows added, removed and
+    changed, and the rows it could not read.
 author:
   - mdmops.apple maintainers (@mdmops)
 extends_documentation_fragment:
   - mdmops.apple.catalog_selection
+  - mdmops.apple.attributes.read_only
 options:
-  hosts:
+  views:
     description:
-      - Keep only rows whose host is, or whose wildcard covers, one of these names.
+      - What to return. V(services), V(entries) (the selected rows, the largest view), V(endpoints),
+        V(hosts), V(wildcard_hosts), V(outside_apple_range), V(ports), V(ranges), V(counts), V(catalog);
+        V(all) for every view.
+      - The same names as the views of the P(mdmops.apple.network_catalog#lookup) lookup.
     type: list
     elements: str
-    default: []
+    choices: [all, services, entries, endpoints, hosts, wildcard_hosts, outside_apple_range, ports, ranges, counts,
+              catalog]
+    default: [services, endpoints, hosts, wildcard_hosts, outside_apple_range, ports, ranges, counts, catalog]
+    version_added: 0.2.0
   article_path:
     description:
-      - Path, on the managed host, of a saved copy of Apple's article (the HTML page, or its text with C(|) tables).
+      - Path, on the managed host, of a saved copy of Apple's article, the HTML page or its text (C(|) tables,
+        tab-separated rows as browsers save text or copy a page, or one cell per line).
       - When set, RV(article_diff) reports how the page differs from the bundled catalog. Tables are read by
         column position and matched to services by the hosts they share, so any language works.
-      - A file with no recognisable host table fails with a message saying so.
+      - Must be a regular file of at most 8 MiB; a FIFO, a device, a directory or a missing file fails with a
+        message saying so, as does a file with no recognisable host table.
     type: path
-attributes:
-  check_mode:
-    support: full
-    description: The module only reads; it runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Nothing changes, so there is no diff.
 seealso:
   - name: Use Apple products on enterprise networks
     description: Apple's article, the source of the catalog.
     link: https://support.apple.com/101555
-  - module: mdmops.apple.network_info
+  - module: mdmops.apple.network_probe
+  - module: mdmops.apple.egress_firewall
+  - plugin: mdmops.apple.network_catalog
+    plugin_type: lookup
 notes:
-  - The catalog travels with the module (it is Python data in the collection's module_utils), so the managed
+  - The catalog travels with the module (it is data in the collection's module_utils), so the managed
     host needs no network access and no extra files.
-  - C(network) classifies each host by its name, V(apple) (expected inside Apple's ranges), V(cdn) (an Apple name
-    served through a content delivery network; it may resolve outside Apple's ranges) or V(third_party)
-    (another company's domain, such as DigiCert or Cloudflare). Apple does not publish these mappings, and they
-    change; treat RV(outside_apple_range) as the names an IP-only rule set cannot promise to cover.
+  - C(network) is a reviewed field of each catalog row, V(apple) (expected inside Apple's ranges), V(cdn) (an
+    Apple name served through a content delivery network such as Akamai; it may resolve outside Apple's ranges)
+    or V(third_party) (another company's domain, such as DigiCert or Cloudflare). Apple does not publish these
+    mappings, and they change; treat RV(outside_apple_range) as the names an IP-only rule set cannot promise to
+    cover.
 '''
 
 EXAMPLES = r'''
-- name: Everything an enrolled device needs for MDM, on macOS
+- name: Everything an enrolled device needs for MDM, on macOS (the rows too)
   mdmops.apple.network_info:
     services: [device_management, device_setup]
     platforms: [macOS]
+    views: [entries, endpoints, outside_apple_range]
   register: apple_net
 
 - name: Show the host/port pairs
@@ -83,14 +89,15 @@ EXAMPLES = r'''
 - name: Did Apple change the article? Compare a saved copy with the bundled catalog
   mdmops.apple.network_info:
     article_path: /tmp/apple-enterprise-networks.html
+    views: [counts]
   register: refresh
-  failed_when: refresh.article_diff.differs
+  failed_when: refresh.article_diff.differs or refresh.article_diff.problems
 '''
 
 RETURN = r'''
 services:
-  description: The selected services (one per table of Apple's article, plus C(push_provider)).
-  returned: always
+  description: The services with at least one selected row (one per table of Apple's article, plus C(push_provider)).
+  returned: when V(services) is in O(views) (default)
   type: list
   elements: dict
   contains:
@@ -126,7 +133,7 @@ services:
   sample: [{"id": "device_management", "title": "Device management", "entries": 10}]
 entries:
   description: The selected rows.
-  returned: always
+  returned: when V(entries) is in O(views)
   type: list
   elements: dict
   contains:
@@ -139,7 +146,7 @@ entries:
       type: str
       sample: "*.push.apple.com"
     wildcard:
-      description: Whether O(hosts) is a C(*.) wildcard (it cannot be resolved once into addresses).
+      description: Whether the host is a C(*.) wildcard (it cannot be resolved once into addresses).
       type: bool
     ports:
       description: Ports a firewall opens for this row.
@@ -160,9 +167,19 @@ entries:
       description: What Apple's "supports proxies" column says, V(true), V(false), or V(null) when the cell is empty.
       type: bool
     network:
-      description: V(apple), V(cdn) or V(third_party); see the notes.
+      description: V(apple), V(cdn) or V(third_party), a reviewed field of the row; see the notes.
       type: str
       sample: apple
+    probe_name:
+      description: For a wildcard row, the concrete name M(mdmops.apple.network_probe) resolves for it; null otherwise.
+      type: str
+      sample: 1-courier.push.apple.com
+    apns_range:
+      description: Whether Apple's narrower APNs ranges serve this host (what C(apns_ranges) of egress_firewall uses).
+      type: bool
+    since:
+      description: For a row taken from a newer edition of the article than the bundled copy, when; null otherwise.
+      type: str
     description:
       description: Apple's description, in the article's language (empty when Apple gives none).
       type: str
@@ -211,7 +228,7 @@ entries:
           type: str
 endpoints:
   description: One item per selected row, port and protocol.
-  returned: always
+  returned: when V(endpoints) is in O(views) (default)
   type: list
   elements: dict
   contains:
@@ -230,19 +247,19 @@ endpoints:
   sample: [{"service": "device_management", "host": "*.push.apple.com", "port": 5223, "protocol": "tcp"}]
 hosts:
   description: The distinct selected host names, sorted.
-  returned: always
+  returned: when V(hosts) is in O(views) (default)
   type: list
   elements: str
   sample: ["*.push.apple.com", "albert.apple.com"]
 wildcard_hosts:
   description: The selected C(*.) wildcard hosts; a firewall covers them with a DNS-fed set or Apple's ranges.
-  returned: always
+  returned: when V(wildcard_hosts) is in O(views) (default)
   type: list
   elements: str
   sample: ["*.push.apple.com"]
 outside_apple_range:
   description: Selected hosts that may resolve outside Apple's ranges, with their network class and services.
-  returned: always
+  returned: when V(outside_apple_range) is in O(views) (default)
   type: list
   elements: dict
   contains:
@@ -259,7 +276,7 @@ outside_apple_range:
   sample: [{"host": "crl3.digicert.com", "network": "third_party", "services": ["certificate_validation"]}]
 ports:
   description: The selected ports by protocol.
-  returned: always
+  returned: when V(ports) is in O(views) (default)
   type: dict
   contains:
     tcp:
@@ -273,12 +290,12 @@ ports:
   sample: {"tcp": [22, 80, 443, 2197, 5223], "udp": [123, 443]}
 ranges:
   description: Apple's address ranges, all (V(apple)) and the narrower APNs ones (V(apns)).
-  returned: always
+  returned: when V(ranges) is in O(views) (default)
   type: dict
   sample: {"apple": {"ipv4": ["17.0.0.0/8"], "ipv6": ["2620:149::/32"]}, "apns": {"ipv4": ["17.249.0.0/16"]}}
 counts:
   description: Counts of the selection.
-  returned: always
+  returned: when V(counts) is in O(views) (default)
   type: dict
   contains:
     services:
@@ -306,7 +323,7 @@ counts:
            "outside_apple_range": 0, "retired": 0}
 catalog:
   description: Where the bundled catalog comes from.
-  returned: always
+  returned: when V(catalog) is in O(views) (default)
   type: dict
   contains:
     title:
@@ -323,6 +340,12 @@ catalog:
       type: str
     source_file:
       description: Path, in the collection's source tree, of that copy.
+      type: str
+    updated:
+      description: When rows from newer editions of the article were last added (see RV(entries[].since)).
+      type: str
+    update_notes:
+      description: Where the rows from newer editions come from.
       type: str
 article_diff:
   description: How the page at O(article_path) differs from the bundled catalog (rows keyed by service and host).
@@ -348,7 +371,8 @@ article_diff:
       description: Number of rows that match.
       type: int
     problems:
-      description: Rows of the page that could not be read, with their location.
+      description: Rows of the page that could not be read, with their location; a catalog host that is on the page
+        but in no row that could be read is listed here, never as removed.
       type: list
       elements: str
     tables:
@@ -360,44 +384,57 @@ article_diff:
 '''
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.mdmops.apple.plugins.module_utils._argspec import catalog_selection_spec
 from ansible_collections.mdmops.apple.plugins.module_utils._catalog import (
-    SELECTION_ARGSPEC, CatalogError, load_bundled, select_from_params,
+    CatalogError, load_bundled, select_from_params,
 )
-from ansible_collections.mdmops.apple.plugins.module_utils._catalog_parse import refresh_report
+from ansible_collections.mdmops.apple.plugins.module_utils._files import FileError, read_regular
+
+VIEWS = ("services", "entries", "endpoints", "hosts", "wildcard_hosts", "outside_apple_range", "ports", "ranges",
+         "counts", "catalog")
+DEFAULT_VIEWS = [v for v in VIEWS if v != "entries"]
+ARTICLE_LIMIT = 8 * 1024 * 1024
+
+
+def views_of(sel, catalog, wanted):
+    """Only the views asked for are computed."""
+    makers = {
+        "services": lambda: sel.services,
+        "entries": lambda: sel.entries,
+        "endpoints": sel.endpoints,
+        "hosts": sel.hosts,
+        "wildcard_hosts": sel.wildcard_hosts,
+        "outside_apple_range": sel.outside_apple_range,
+        "ports": sel.ports,
+        "ranges": lambda: catalog.ranges,
+        "counts": sel.counts,
+        "catalog": lambda: catalog.meta,
+    }
+    names = VIEWS if "all" in wanted else [v for v in VIEWS if v in wanted]
+    return dict((name, makers[name]()) for name in names)
 
 
 def main():
-    argument_spec = dict(SELECTION_ARGSPEC)
+    argument_spec = catalog_selection_spec()
     argument_spec.update(
-        hosts=dict(type="list", elements="str", default=[]),
+        views=dict(type="list", elements="str", default=list(DEFAULT_VIEWS), choices=["all"] + list(VIEWS)),
         article_path=dict(type="path"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     catalog = load_bundled()
     try:
-        sel = select_from_params(catalog, module.params, hosts=module.params["hosts"])
+        sel = select_from_params(catalog, module.params)
     except CatalogError as exc:
         module.fail_json(msg=str(exc))
-    result = dict(
-        changed=False,
-        services=sel.services,
-        entries=sel.entries,
-        endpoints=sel.endpoints(),
-        hosts=sel.hosts(),
-        wildcard_hosts=sel.wildcard_hosts(),
-        outside_apple_range=sel.outside_apple_range(),
-        ports=sel.ports(),
-        ranges=catalog.ranges,
-        counts=sel.counts(),
-        catalog=catalog.meta,
-    )
+    result = dict(changed=False)
+    result.update(views_of(sel, catalog, module.params["views"]))
     path = module.params["article_path"]
     if path:
         try:
-            with open(path, "rb") as f:
-                text = f.read()
-        except (IOError, OSError) as exc:
-            module.fail_json(msg="article_path %s cannot be read: %s" % (path, exc))
+            text = read_regular(path, option="article_path", limit=ARTICLE_LIMIT)
+        except FileError as exc:
+            module.fail_json(msg="%s; save Apple's article as HTML or text and give that file" % exc)
+        from ansible_collections.mdmops.apple.plugins.module_utils._catalog_parse import refresh_report
         try:
             result["article_diff"] = refresh_report(text, catalog, source="article_path %s" % path)
         except CatalogError as exc:

@@ -17,18 +17,15 @@ description:
     firewall C(reject)), V(timeout) (silently dropped), V(unreachable) (no route, or an ICMP unreachable),
     V(blocked_locally) (the host's own firewall refused to send), V(no_answer) (UDP without a reply, which is
     inconclusive), V(skipped) (a wildcard host with no concrete name to try), V(error).
-  - Wildcard hosts are probed through a concrete name (for example V(1-courier.push.apple.com) for
-    V(*.push.apple.com)); O(names) sets or overrides those names.
+  - Wildcard hosts are probed through the concrete name each catalog row gives (RV(mdmops.apple.network_info#module:entries[].probe_name),
+    for example V(1-courier.push.apple.com) for V(*.push.apple.com)); O(names) overrides those names.
 author:
   - mdmops.apple maintainers (@mdmops)
 extends_documentation_fragment:
   - mdmops.apple.catalog_selection
+  - mdmops.apple.ip_versions
+  - mdmops.apple.attributes.read_only
 options:
-  hosts:
-    description: Probe only rows whose host is, or whose wildcard covers, one of these names.
-    type: list
-    elements: str
-    default: []
   names:
     description:
       - "Concrete names to probe for wildcard hosts, as a mapping from the catalog host to the name,
@@ -44,27 +41,26 @@ options:
     type: int
     default: 32
   ip_version:
-    description: Resolve and probe IPv4 only (V(4)), IPv6 only (V(6)), or the first address of either (V(0)).
+    description:
+      - Deprecated, use O(ip_versions) (V(0) is O(ip_versions=[4, 6]), V(4) is V([4]), V(6) is V([6])); when set,
+        it wins over O(ip_versions).
+      - With O(ip_versions=[4, 6]) each name is probed on the first address it resolves to, IPv4 or IPv6; with one
+        family, on the first address of that family.
     type: int
     choices: [0, 4, 6]
-    default: 0
   fail_on_unreachable:
-    description: Fail the task when any probe ends worse than V(ok), V(no_answer) or V(skipped).
+    description:
+      - Fail the task when any probe ends worse than V(ok), V(no_answer) or V(skipped), and when no probe ran
+        at all (every selected endpoint skipped, or nothing selected), since nothing was then shown reachable.
     type: bool
     default: false
-attributes:
-  check_mode:
-    support: full
-    description: Probing changes nothing; the module runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Nothing changes, so there is no diff.
 notes:
   - One result per selected endpoint; endpoints that share an address, port and protocol are probed once.
   - A TCP connection that succeeds proves the path, not the absence of HTTPS interception; later releases add TLS
     checks.
 seealso:
   - module: mdmops.apple.network_info
+  - module: mdmops.apple.egress_firewall
 '''
 
 EXAMPLES = r'''
@@ -144,22 +140,37 @@ table:
 '''
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.mdmops.apple.plugins.module_utils._argspec import (
+    catalog_selection_spec, check_ip_versions, ip_versions_spec,
+)
 from ansible_collections.mdmops.apple.plugins.module_utils._catalog import (
-    SELECTION_ARGSPEC, CatalogError, load_bundled, select_from_params,
+    CatalogError, host_matches, load_bundled, select_from_params,
 )
 from ansible_collections.mdmops.apple.plugins.module_utils._probe import probe_all, summarise, table
 
 BENIGN = ("ok", "no_answer", "skipped")
+LEGACY_IP_VERSION = {0: [4, 6], 4: [4], 6: [6]}
+
+
+def check_names(names):
+    """``names``: wildcard host -> a concrete name it covers; returns an error message or None."""
+    for key, value in names.items():
+        if not isinstance(key, str) or not isinstance(value, str) or len(value) > 253 or len(key) > 253 \
+                or not key.startswith("*.") or value.startswith("*") or not host_matches(key, value):
+            return ("names: %.80r -> %.80r is not a wildcard host mapped to a name it covers "
+                    "(for example '*.icloud.com': 'www.icloud.com')" % (key, value))
+    return None
 
 
 def main():
-    argument_spec = dict(SELECTION_ARGSPEC)
+    argument_spec = catalog_selection_spec()
+    argument_spec.update(ip_versions_spec())
     argument_spec.update(
-        hosts=dict(type="list", elements="str", default=[]),
         names=dict(type="dict", default={}),
         timeout=dict(type="float", default=3.0),
         concurrency=dict(type="int", default=32),
-        ip_version=dict(type="int", default=0, choices=[0, 4, 6]),
+        ip_version=dict(type="int", choices=[0, 4, 6],
+                        removed_in_version="2.0.0", removed_from_collection="mdmops.apple"),
         fail_on_unreachable=dict(type="bool", default=False),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
@@ -168,24 +179,35 @@ def main():
         module.fail_json(msg="timeout must be more than 0 and at most 60 seconds, got %s" % p["timeout"])
     if not 1 <= p["concurrency"] <= 256:
         module.fail_json(msg="concurrency must be between 1 and 256, got %s" % p["concurrency"])
-    for key, value in p["names"].items():
-        if not str(key).startswith("*.") or not isinstance(value, str) or not value.endswith(str(key)[1:]):
-            module.fail_json(msg="names: %r -> %r is not a wildcard host mapped to a name it covers "
-                                 "(for example '*.icloud.com': 'www.icloud.com')" % (key, value))
+    problem = check_names(p["names"])
+    if problem:
+        module.fail_json(msg=problem)
+    if p["ip_version"] is not None:
+        families = LEGACY_IP_VERSION[p["ip_version"]]
+    else:
+        try:
+            families = check_ip_versions(p["ip_versions"])
+        except ValueError as exc:
+            module.fail_json(msg=str(exc))
     try:
-        sel = select_from_params(load_bundled(), p, hosts=p["hosts"])
+        sel = select_from_params(load_bundled(), p)
     except CatalogError as exc:
         module.fail_json(msg=str(exc))
-    results = probe_all(sel.endpoints(), names=p["names"], timeout=p["timeout"],
-                        concurrency=p["concurrency"], ip_version=p["ip_version"])
+    results = probe_all(sel.endpoints(), names=p["names"], timeout=p["timeout"], concurrency=p["concurrency"],
+                        ip_version=families[0] if len(families) == 1 else 0, catalog_names=sel.probe_names())
     failed = [r for r in results if r["status"] not in BENIGN]
     out = dict(changed=False, results=results, summary=summarise(results), failed_probes=failed,
                table=table(results))
-    if failed and p["fail_on_unreachable"]:
-        module.fail_json(msg="%d of %d probes failed: %s" % (
-            len(failed), len(results),
-            ", ".join("%s %s/%s %s" % (r["name"] or r["host"], r["port"], r["protocol"], r["status"])
-                      for r in failed[:10])), **out)
+    if p["fail_on_unreachable"]:
+        if failed:
+            module.fail_json(msg="%d of %d probes failed: %s" % (
+                len(failed), len(results),
+                ", ".join("%s %s/%s %s" % (r["name"] or r["host"], r["port"], r["protocol"], r["status"])
+                          for r in failed[:10])), **out)
+        if not any(r["status"] != "skipped" for r in results):
+            module.fail_json(msg="fail_on_unreachable: no probe ran (%d endpoints selected, all skipped), so nothing "
+                                 "was shown reachable; select services whose hosts can be probed, or give concrete "
+                                 "names for wildcards in `names`" % len(results), **out)
     module.exit_json(**out)
 
 

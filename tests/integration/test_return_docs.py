@@ -49,8 +49,9 @@ def test_push_certificate_request(tmp_path, pki):
 
 
 def test_network_info():
-    result = ok(run_module("mdmops.apple.network_info", {"article_path": SEED}))
-    check_return_doc("network_info", result, exhaustive=True)
+    full = ok(run_module("mdmops.apple.network_info", {"article_path": SEED, "views": ["all"]}))
+    compact = ok(run_module("mdmops.apple.network_info", {}))
+    check_return_doc("network_info", full, compact, exhaustive=True)
 
 
 @pytest.mark.lab
