@@ -50,7 +50,7 @@ def test_push_certificate_request(tmp_path, pki):
 
 def test_network_info():
     full = ok(run_module("mdmops.apple.network_info", {"article_path": SEED, "views": ["all"]}))
-    compact = ok(run_module("mdmops.apple.network_info", {}))
+    compact = ok(run_module("mdmops.apple.network_info", {"services": ["all"]}))
     check_return_doc("network_info", full, compact, exhaustive=True)
 
 
