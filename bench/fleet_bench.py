@@ -139,7 +139,7 @@ def main(argv=None):
         fleet.up()
         times = {}
         for name, text in PLAYS.items():
-            times[name] = min(play(name, text, fleet.inventory, args.forks, work) for _ in range(args.runs))
+            times[name] = min(play(name, text, fleet.inventory, args.forks, work) for _run in range(args.runs))
         print("fleet: %d hosts (namespaces %s-fleet*), %d forks, best of %d run(s)"
               % (args.hosts, fleet.lab.prefix, args.forks, args.runs))
         for name, elapsed in times.items():

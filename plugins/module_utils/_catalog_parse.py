@@ -165,8 +165,8 @@ def _parse_tab_tables(lines):
             if buf:
                 rows.append(buf)
             buf = cells
-        elif buf and len(buf) < N_COLUMNS and ("\t" in text or _PORT_CELL_RE.match(text)
-                                                or _is_platform_cell(text) or is_proxy_word(text)):
+        elif buf and len(buf) < N_COLUMNS and (
+                "\t" in text or _PORT_CELL_RE.match(text) or _is_platform_cell(text) or is_proxy_word(text)):
             buf[-1] = (buf[-1] + " " + cells[0]).strip()
             buf.extend(cells[1:])
         elif start is not None:
