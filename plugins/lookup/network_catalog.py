@@ -60,6 +60,7 @@ _raw:
 '''
 
 from ansible.errors import AnsibleLookupError
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.lookup import LookupBase
 from ansible_collections.mdmops.apple.plugins.module_utils._catalog import (
     SELECTION_KEYS, CatalogError, load_bundled, select_from_params,
@@ -88,6 +89,13 @@ def _view(selection, catalog, name):
 class LookupModule(LookupBase):
 
     def run(self, terms, variables=None, **kwargs):
+        if "include_retired" in kwargs:
+            # the option parser reads any unknown word as false; a module would refuse it, so do we
+            try:
+                boolean(kwargs["include_retired"], strict=True)
+            except TypeError:
+                raise AnsibleLookupError("mdmops.apple.network_catalog: include_retired must be true or false, got %.80r"
+                                         % (kwargs["include_retired"],))
         self.set_options(var_options=variables, direct=kwargs)
         catalog = load_bundled()
         params = dict((key, self.get_option(key)) for key in SELECTION_KEYS)

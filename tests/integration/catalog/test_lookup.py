@@ -32,6 +32,9 @@ def test_views_follow_the_selection():
     (["hosts"], {"protocols": ["icmp"]}, "protocol"),
     (["hosts"], {"hosts": ["x" * 1000]}, "longer than 253"),
     (["nope"], {}, "unknown view"),
+    (["hosts"], {"include_retired": "maybe"}, "include_retired must be true or false"),
+    (["hosts"], {"services": 5}, "services"),
+    (["hosts"], {"hosts": {"a": 1}}, "hosts"),
 ])
 def test_bad_input_is_the_modules_error(terms, kwargs, message):
     res = lookup(terms, **kwargs)
