@@ -28,6 +28,9 @@ from lab.collection import collections_root  # noqa: E402
 sys.path.insert(0, collections_root())
 from ansible_collections.mdmops.apple.plugins.module_utils import _catalog as cat  # noqa: E402
 from ansible_collections.mdmops.apple.plugins.module_utils import _catalog_parse as parse  # noqa: E402
+from ansible_collections.mdmops.apple.plugins.module_utils._files import FileError, read_regular  # noqa: E402
+
+PAGE_LIMIT = 8 * 1024 * 1024
 
 HEADER = '''# -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -184,10 +187,9 @@ def format_report(report):
 
 def cmd_refresh(args):
     try:
-        with open(args.page, "rb") as f:
-            text = f.read()
+        text = read_regular(args.page, option="page", limit=PAGE_LIMIT)
         report = parse.refresh_report(text, cat.Catalog(build_catalog(load_source())), source=args.page)
-    except (OSError, cat.CatalogError) as exc:
+    except (FileError, cat.CatalogError) as exc:
         print("error: %s" % exc, file=sys.stderr)
         return 2
     print(json.dumps(report, indent=2, ensure_ascii=False) if args.json else format_report(report))
