@@ -7,6 +7,7 @@ whole fleet, timed end to end:
 
 * ``ansible.builtin.ping``                                 (Ansible's own cost)
 * ``mdmops.apple.network_info`` (default, compact answer)
+* ``mdmops.apple.network_info`` with ``views: [all]`` (every row, the former default answer)
 * ``mdmops.apple.egress_firewall`` in check mode (every service, cidr)
 
 Each run's time is printed with its ratio to the ping run.  The namespaces
@@ -47,6 +48,14 @@ PLAYS = {
     - name: Catalog selection (default views)
       mdmops.apple.network_info:
         services: [all]
+""",
+    "network_info views=all": """- hosts: fleet
+  gather_facts: false
+  tasks:
+    - name: Catalog selection, every view (the rows too, as before views existed)
+      mdmops.apple.network_info:
+        services: [all]
+        views: [all]
 """,
     "egress_firewall --check": """- hosts: fleet
   gather_facts: false
@@ -107,7 +116,7 @@ class Fleet(object):
 
 
 def play(name, text, inventory, forks, work):
-    path = os.path.join(work, name.split()[0] + ".yml")
+    path = os.path.join(work, "".join(c if c.isalnum() else "_" for c in name) + ".yml")
     with open(path, "w") as f:
         f.write(text)
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_root(), ANSIBLE_NOCOLOR="1",
