@@ -123,7 +123,10 @@ def read_file(path: str, what: str = "path", limit: Optional[int] = None) -> byt
     try:
         return read_regular(path, what, MAX_INPUT_BYTES if limit is None else limit)
     except FileError as exc:
-        raise CertificateError(str(exc))
+        message = str(exc)
+        if ": cannot be read: " in message and "become" not in message:
+            message += "; check that %s names the file you mean" % what
+        raise CertificateError(message)
 
 
 def read_input(path: Optional[str], content: Any, path_option: str, content_option: str) -> Tuple[bytes, str]:

@@ -368,7 +368,8 @@ def _check_paths(spec: RequestSpec, plan: RequestPlan) -> None:
             if same_files({option: path, other: other_path}):
                 raise CertificateError(
                     "%s and %s name the same file (%s): writing one would destroy the other; give %s a path of "
-                    "its own. Nothing was written" % (option, other, path, option))
+                    "its own. Nothing was written"
+                    % (option, other, path, other if other in OUTPUT_OPTIONS else option))
     for option, path in outputs:
         try:
             plan.real[option] = check_output_path(path, option)
