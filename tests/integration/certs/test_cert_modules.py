@@ -342,3 +342,52 @@ class TestVendorSignedRequest:
         args = request_args(tmp_path, signed_request_path=str(tmp_path / "r.b64"))
         failed(run_module(REQUEST, args), "vendor_certificate_path")
         assert sorted(os.listdir(tmp_path)) == ["vendor"]
+
+
+def test_failure_under_ignore_errors_carries_msg_only(tmp_path):
+    """Registered under ignore_errors, a failure of ours has the keys of ansible.builtin.fail, and no more.
+
+    ansible-core 2.19 itself attaches ``exception: "(traceback unavailable)"`` to every failed result
+    (ansible.builtin.fail included) unless tracebacks are enabled; the modules add nothing to it.
+    """
+    import sys
+    from tests.lib.ansible_run import run_playbook
+    out = tmp_path / "results.json"
+    playbook = tmp_path / "play.yml"
+    playbook.write_text("""
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - mdmops.apple.push_certificate_info:
+        path: %(missing)s
+      ignore_errors: true
+      register: info
+    - mdmops.apple.push_certificate_request:
+        privatekey_path: %(key)s
+        csr_path: %(key)s
+      ignore_errors: true
+      register: request
+    - ansible.builtin.fail:
+        msg: reference failure
+      ignore_errors: true
+      register: reference
+    - ansible.builtin.copy:
+        content: "{{ {'info': info, 'request': request, 'reference': reference} | to_json }}"
+        dest: %(out)s
+        mode: "0600"
+""" % {"missing": tmp_path / "missing.pem", "key": tmp_path / "push.key", "out": out})
+    proc = run_playbook(str(playbook), inventory="localhost,",
+                        extra_vars={"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
+                        timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    results = json.loads(out.read_text())
+    reference = results["reference"]
+    for name in ("info", "request"):
+        result = results[name]
+        assert set(result) - {"warnings", "deprecations"} == set(reference), (name, result)
+        assert result["exception"] == reference["exception"]
+        assert result["failed"] is True and result["msg"]
+    assert "file not found" in results["info"]["msg"]
+    assert "name the same file" in results["request"]["msg"]
+    assert not os.path.exists(str(tmp_path / "push.key"))
