@@ -113,7 +113,6 @@ def not_after(cert: "x509.Certificate") -> _dt.datetime:
     return value if value is not None else cert.not_valid_after.replace(tzinfo=UTC)
 
 
-
 # ---------------------------------------------------------------------------
 # Reading inputs
 # ---------------------------------------------------------------------------
@@ -635,7 +634,6 @@ def load_private_key(data: bytes, source: str = "privatekey_content", passphrase
         return _decode_key(blob, source, passphrase, pem, option)
     except _EncryptedKey:
         raise CertificateError("%s: the private key is encrypted: give its passphrase (option %s)" % (source, option))
-
 
 
 def load_csr(data: bytes, source: str = "csr") -> "x509.CertificateRequest":

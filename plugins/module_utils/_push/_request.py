@@ -77,6 +77,7 @@ PUBLIC_MODE = 0o644
 _EMAIL = re.compile(r"^[\x21-\x3f\x41-\x7e]{1,64}@[\x21-\x3f\x41-\x7e]{1,63}$")
 _BASE64_TEXT = re.compile(rb"^[A-Za-z0-9+/=\s]+$")
 
+
 @dataclass(frozen=True)
 class SubjectSpec:
     """The requested CSR subject. Apple replaces it in the certificate; it only helps you recognise the CSR."""
