@@ -448,6 +448,11 @@ def _plan_key(spec: RequestSpec, plan: RequestPlan) -> None:
     plan.key = key
     plan.before["privatekey"] = _key_facts(key, real)
     if file_mode(real) != KEY_MODE:
+        links = os.lstat(real).st_nlink
+        if links > 1:
+            raise CertificateError("privatekey_path %s: has mode %s and %d hard links; its mode is not changed "
+                                   "because that would change the other names too: give the key a file of its "
+                                   "own. Nothing was changed" % (path, _octal(file_mode(real)), links))
         plan.key_action = FIX_MODE
         plan.reasons.append("the private key at %s has mode %s: it will be set to %s"
                             % (path, _octal(file_mode(real)), _octal(KEY_MODE)))

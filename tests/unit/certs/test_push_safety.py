@@ -164,6 +164,12 @@ class TestNeverReplaceAKey:
             (tmp_path / "push.key").write_bytes(data)
             refused(tmp_path, "privatekey_path", "kept untouched", "force: true")
 
+    def test_loose_mode_on_a_hard_linked_key_is_not_changed(self, tmp_path, existing):
+        os.chmod(str(tmp_path / "push.key"), 0o644)
+        os.link(str(tmp_path / "push.key"), str(tmp_path / "other-name"))
+        refused(tmp_path, "hard links", "file of its own")
+        assert stat.S_IMODE(os.stat(str(tmp_path / "other-name")).st_mode) == 0o644
+
     def test_damaged_csr_is_still_regenerated(self, tmp_path, existing):
         (tmp_path / "push.csr").write_bytes(b"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n")
         plan = req.plan_request(spec(tmp_path))
