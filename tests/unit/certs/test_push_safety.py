@@ -288,3 +288,17 @@ class TestArgs:
         assert merged == {"mutually_exclusive": [("path", "content"), ("privatekey_path", "privatekey_content"),
                                                  ("compare_to_path", "compare_to_content")],
                           "required_one_of": [("path", "content")]}
+
+    def test_doc_fragment_matches_the_spec(self):
+        """The fragment documents exactly what certificate_input_spec() builds (names, types, aliases, choices)."""
+        import yaml
+        from ansible_collections.mdmops.apple.plugins.doc_fragments.push_certificate_input import ModuleDocFragment
+        documented = yaml.safe_load(ModuleDocFragment.DOCUMENTATION)["options"]
+        spec = args.certificate_input_spec()
+        assert set(documented) == set(spec)
+        for name, option in spec.items():
+            doc = documented[name]
+            assert doc["type"] == option["type"], name
+            assert doc.get("aliases", []) == option.get("aliases", []), name
+            assert doc.get("choices") == option.get("choices"), name
+            assert doc.get("default") == option.get("default"), name
