@@ -255,7 +255,8 @@ def write_atomic(path: str, data: bytes, mode: int = SECRET_MODE, option: Option
     The path is checked with :func:`check_output_path` first. The temporary file
     is created by :func:`tempfile.mkstemp` (``O_EXCL``, 0600) in the target's
     directory and given ``mode`` before the first byte is written; it is
-    fsynced, renamed over the target, and the directory is fsynced. Returns the
+    fsynced, renamed over the target, and the directory is fsynced. A file it
+    replaces keeps its owner and group (when the task may set them). Returns the
     real path written.
     """
     real = check_output_path(path, option)
@@ -267,6 +268,7 @@ def write_atomic(path: str, data: bytes, mode: int = SECRET_MODE, option: Option
                         % (_label(option, path), directory, _os_message(exc)))
     try:
         os.fchmod(fd, mode)
+        _keep_owner(fd, real)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -282,6 +284,20 @@ def write_atomic(path: str, data: bytes, mode: int = SECRET_MODE, option: Option
         raise
     _fsync_dir(directory)
     return real
+
+
+def _keep_owner(fd: int, path: str) -> None:
+    """Give the new file the owner and group of the file it replaces (a key owned by a service user stays so)."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return
+    if (info.st_uid, info.st_gid) == (os.geteuid(), os.getegid()):
+        return
+    try:
+        os.fchown(fd, info.st_uid, info.st_gid)
+    except OSError:
+        pass  # not root: the file becomes the remote user's, as any rewrite by that user would
 
 
 def _fsync_dir(directory: str) -> None:

@@ -13,75 +13,56 @@ version_added: 0.1.0
 description:
   - Reads an MDM push certificate from a file or from inline content, in PEM (certificate alone, with its key,
     or with a chain), DER or PKCS#12 form, and returns its push topic, expiry, issuer, fingerprints and key facts.
-  - Optionally checks that a private key belongs to the certificate, and compares the certificate with another one
+  - Optionally checks that a private key (O(privatekey_path) or O(privatekey_content), or a key inside the input)
+    belongs to the certificate (RV(key_matches)), and compares the certificate with another one
     (for example the one an MDM console currently holds) to tell a renewal from a certificate issued to another
     Apple Account.
   - Never returns key material, and never changes anything.
+  - Option names follow community.crypto; the former names C(password), C(compare_to_password) (deprecated) and
+    C(private_key_path), C(private_key_content), C(private_key_passphrase) (aliases) are still accepted.
   - Fingerprints are colon-separated uppercase hexadecimal, like C(openssl x509 -fingerprint).
     O(expires_within_days) drives RV(expires_soon).
 author:
   - mdmops.apple maintainers (@mdmops)
 requirements:
   - cryptography >= 41.0
+extends_documentation_fragment:
+  - mdmops.apple.push_certificate_input
 options:
-  path:
-    description:
-      - Path of the certificate file on the managed host.
-      - The format is detected from the content unless O(format) is set.
-      - Exactly one of O(path) and O(content) is required.
-    type: path
-  content:
-    description:
-      - The certificate itself, as PEM text, or base64 of a DER certificate or of a PKCS#12 file.
-      - Exactly one of O(path) and O(content) is required.
-    type: str
-  format:
-    description:
-      - Format of the input. V(auto) detects PEM markers, the PKCS#12 structure, or a DER certificate.
-    type: str
-    choices: [auto, pem, der, pkcs12]
-    default: auto
-  password:
-    description:
-      - Password of a PKCS#12 input, or passphrase of an encrypted private key inside a PEM input.
-    type: str
-  private_key_path:
-    description:
-      - Path of a private key (PEM or DER; PKCS#1, PKCS#8 or SEC1; encrypted or not) to check against the
-        certificate. Sets RV(key_matches).
-      - Mutually exclusive with O(private_key_content).
-    type: path
-  private_key_content:
-    description:
-      - The private key as PEM text (or base64 of DER). Sets RV(key_matches).
-      - Mutually exclusive with O(private_key_path).
-    type: str
-  private_key_passphrase:
-    description:
-      - Passphrase of an encrypted private key given with O(private_key_path) or O(private_key_content).
-    type: str
+  certificate_password:
+    aliases: [password]
   compare_to_path:
     description:
       - Path of another certificate (any supported format) to compare with, typically the certificate in use.
       - Sets RV(same_certificate_as_compared), RV(same_topic_as_compared) and RV(is_renewal_of_compared).
+      - Read like O(path) (regular files only, at most 1 MiB).
     type: path
   compare_to_content:
     description:
       - The certificate to compare with, as inline content (see O(content)).
       - Mutually exclusive with O(compare_to_path).
     type: str
-  compare_to_password:
+  compare_to_certificate_password:
     description:
       - Password of the compared certificate when it is a PKCS#12 file.
     type: str
+    aliases: [compare_to_password]
   expires_within_days:
     description:
       - RV(expires_soon) is true when the certificate expires in fewer days than this (or has expired).
     type: int
     default: 30
+attributes:
+  check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
+    support: full
+    details: The module only reads.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: N/A
+    details: The module changes nothing, so there is no difference to show.
 notes:
   - RV(is_mdm_push) identifies the kind of certificate by its issuer name and topic; it is not a trust check.
-  - Supports check mode; the module only reads.
 seealso:
   - module: mdmops.apple.push_certificate_request
 """
@@ -90,7 +71,7 @@ EXAMPLES = r"""
 - name: Inspect the push certificate in use
   mdmops.apple.push_certificate_info:
     path: /etc/nanomdm/push.pem
-    private_key_path: /etc/nanomdm/push.key
+    privatekey_path: /etc/nanomdm/push.key
   register: push
 
 - name: Fail when it expires within 30 days or is not an MDM push certificate
@@ -111,7 +92,7 @@ EXAMPLES = r"""
 - name: Inspect a password-protected PKCS#12 bundle
   mdmops.apple.push_certificate_info:
     path: /root/push.p12
-    password: "{{ vault_push_p12_password }}"
+    certificate_password: "{{ vault_push_p12_password }}"
 """
 
 RETURN = r"""
@@ -268,7 +249,7 @@ contains_private_key:
   sample: false
 key_matches:
   description: Whether the private key belongs to the certificate.
-  returned: when O(private_key_path) or O(private_key_content) is given, or the input itself holds a readable key
+  returned: when O(privatekey_path) or O(privatekey_content) is given, or the input itself holds a readable key
   type: bool
   sample: true
 private_key_type:
@@ -325,36 +306,35 @@ compared:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.mdmops.apple.plugins.module_utils._certs import (
+from ansible_collections.mdmops.apple.plugins.module_utils._push._args import (
+    certificate_input_constraints,
+    certificate_input_spec,
+    merge_constraints,
+)
+from ansible_collections.mdmops.apple.plugins.module_utils._push._facts import certificate_info
+from ansible_collections.mdmops.apple.plugins.module_utils._push._material import (
     CRYPTOGRAPHY_IMPORT_ERROR,
     HAS_CRYPTOGRAPHY,
     CertificateError,
-    certificate_info,
+    CertificateInput,
 )
+
+
+def argument_spec() -> dict:
+    spec = certificate_input_spec(deprecated_aliases={"certificate_password": ["password"]})
+    compare = certificate_input_spec("compare_to_", key=False, fmt=False,
+                                     deprecated_aliases={"certificate_password": ["compare_to_password"]})
+    spec.update(compare)
+    spec["expires_within_days"] = dict(type="int", default=30)
+    return spec
 
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec=dict(
-            path=dict(type="path"),
-            content=dict(type="str", no_log=True),
-            format=dict(type="str", default="auto", choices=["auto", "pem", "der", "pkcs12"]),
-            password=dict(type="str", no_log=True),
-            private_key_path=dict(type="path"),
-            private_key_content=dict(type="str", no_log=True),
-            private_key_passphrase=dict(type="str", no_log=True),
-            compare_to_path=dict(type="path"),
-            compare_to_content=dict(type="str", no_log=True),
-            compare_to_password=dict(type="str", no_log=True),
-            expires_within_days=dict(type="int", default=30),
-        ),
-        mutually_exclusive=[
-            ("path", "content"),
-            ("private_key_path", "private_key_content"),
-            ("compare_to_path", "compare_to_content"),
-        ],
-        required_one_of=[("path", "content")],
+        argument_spec=argument_spec(),
         supports_check_mode=True,
+        **merge_constraints(certificate_input_constraints(),
+                            certificate_input_constraints("compare_to_", key=False, required=False))
     )
     if not HAS_CRYPTOGRAPHY:
         module.fail_json(msg=missing_required_lib("cryptography >= 41.0"), exception=CRYPTOGRAPHY_IMPORT_ERROR)
@@ -362,10 +342,7 @@ def main() -> None:
     params = module.params
     try:
         result, warnings = certificate_info(
-            path=params["path"], content=params["content"], fmt=params["format"], password=params["password"],
-            private_key_path=params["private_key_path"], private_key_content=params["private_key_content"],
-            private_key_passphrase=params["private_key_passphrase"], compare_to_path=params["compare_to_path"],
-            compare_to_content=params["compare_to_content"], compare_to_password=params["compare_to_password"],
+            CertificateInput.from_params(params), CertificateInput.from_params(params, "compare_to_"),
             expires_within_days=params["expires_within_days"],
         )
     except CertificateError as exc:

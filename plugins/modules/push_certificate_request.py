@@ -30,13 +30,17 @@ options:
   privatekey_path:
     description:
       - Path of the RSA private key. Created when missing; kept when present (see O(force)).
+      - Must be a regular file or absent, in an existing directory; see the notes for paths.
     type: path
     required: true
     aliases: [private_key_path]
   privatekey_passphrase:
     description:
       - Passphrase to encrypt a new private key with, and to read an existing encrypted one.
+      - An empty passphrase is an error (it would leave the key unencrypted); leave the option out for an
+        unencrypted key.
     type: str
+    aliases: [private_key_passphrase]
   privatekey_format:
     description:
       - Format of a new private key. V(pkcs8) writes C(BEGIN PRIVATE KEY); V(pkcs1) writes C(BEGIN RSA PRIVATE KEY),
@@ -48,11 +52,15 @@ options:
   key_size:
     description:
       - Size in bits of a new RSA key.
+      - Apple's push certificate requests are RSA 2048, what Apple's own tools generate; 3072 and 4096 are
+        accepted for policies that require them. Any other value is an error (never silently replaced).
     type: int
+    choices: [2048, 3072, 4096]
     default: 2048
   csr_path:
     description:
-      - Path of the CSR (PEM).
+      - Path of the CSR (PEM). Must be a regular file or absent.
+      - An existing file that holds a private key, or anything but a CSR, is not replaced unless O(force) is set.
     type: path
     required: true
   common_name:
@@ -80,17 +88,21 @@ options:
     description:
       - Regenerate the private key, the CSR and the signed request even when they could be kept.
       - The old key is lost (unless O(backup) is set); if it belongs to the push certificate in use, keep a copy.
+      - Also needed to replace an existing O(csr_path) or O(signed_request_path) that holds a private key or
+        something else than what the module writes there.
     type: bool
     default: false
   backup:
     description:
-      - Before replacing an existing file, keep a timestamped copy next to it (with the same mode).
+      - Before replacing an existing file, keep a timestamped copy next to it
+        (C(<file>.<pid>.<YYYY-mm-dd@HH:MM:SS>~)), created with mode C(0600) from its first byte, never over an
+        existing file or through a symlink. If a backup cannot be made, nothing is written.
     type: bool
     default: false
   signed_request_path:
     description:
       - Where to write the vendor-signed request. Requires O(vendor_certificate_path) and
-        O(vendor_private_key_path).
+        O(vendor_private_key_path). Must be a regular file or absent.
     type: path
   vendor_certificate_path:
     description:
@@ -103,16 +115,29 @@ options:
     type: path
   vendor_private_key_passphrase:
     description:
-      - Passphrase of the vendor private key (or password of a PKCS#12 vendor certificate).
+      - Passphrase of the vendor private key (or password of a PKCS#12 vendor certificate). An empty passphrase is
+        an error.
     type: str
   vendor_chain_path:
     description:
       - PEM file with the certificates above the vendor certificate (the Apple WWDR intermediate, then the
         Apple root), appended to C(PushCertCertificateChain).
     type: path
+attributes:
+  check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
+    support: full
+    details: Reports what would change and writes nothing.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: full
+    details: Subject and public key fingerprints before and after; never key material.
 notes:
-  - Supports check mode (reports what would change, writes nothing) and diff mode (subject and public key
-    fingerprints before and after; never key material).
+  - Output paths (O(privatekey_path), O(csr_path), O(signed_request_path)) must each be a regular file or absent
+    (a device such as C(/dev/null), a FIFO or a directory is refused, never replaced) and must name different
+    files, none of them an input file (through symlinks and hard links too). A symlink is followed only when it
+    is owned by root or the remote user in a directory nobody else can write to (or a sticky one such as C(/tmp)).
+  - Every input and output is checked before anything is written; on failure nothing is changed.
   - The Apple Push Certificates Portal accepts RSA keys only.
   - To renew a push certificate, upload a new CSR with the Apple Account that created it; the renewed certificate
     keeps the topic. Check it with M(mdmops.apple.push_certificate_info) and O(mdmops.apple.push_certificate_info#module:compare_to_path).
@@ -223,12 +248,13 @@ backup_files:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.mdmops.apple.plugins.module_utils._certs import (
+from ansible_collections.mdmops.apple.plugins.module_utils._push._material import (
     CRYPTOGRAPHY_IMPORT_ERROR,
     HAS_CRYPTOGRAPHY,
     CertificateError,
 )
-from ansible_collections.mdmops.apple.plugins.module_utils._push_request import (
+from ansible_collections.mdmops.apple.plugins.module_utils._push._request import (
+    KEY_SIZES,
     RequestSpec,
     apply_request,
     plan_request,
@@ -240,9 +266,9 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
             privatekey_path=dict(type="path", required=True, aliases=["private_key_path"]),
-            privatekey_passphrase=dict(type="str", no_log=True),
+            privatekey_passphrase=dict(type="str", no_log=True, aliases=["private_key_passphrase"]),
             privatekey_format=dict(type="str", default="pkcs8", choices=["pkcs1", "pkcs8"]),
-            key_size=dict(type="int", default=2048),
+            key_size=dict(type="int", default=2048, choices=list(KEY_SIZES)),
             csr_path=dict(type="path", required=True),
             common_name=dict(type="str"),
             email_address=dict(type="str"),
@@ -275,12 +301,10 @@ def main() -> None:
     backups = []
     applied = False
     if plan.changed and not module.check_mode:
-        if module.params["backup"]:
-            backups = [module.backup_local(path) for path in plan.replaced_files]
         try:
-            apply_request(plan)
-        except (CertificateError, OSError) as exc:
-            module.fail_json(msg="writing the request files failed: %s" % exc, changed_files=plan.changed_files)
+            backups = apply_request(plan, backup=module.params["backup"])
+        except CertificateError as exc:
+            module.fail_json(msg=str(exc), changed_files=plan.changed_files)
         applied = True
 
     result = request_result(plan, applied)

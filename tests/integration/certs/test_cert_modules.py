@@ -54,7 +54,7 @@ class TestInfo:
     def test_results_match_the_certificate(self, tmp_path, pki, push):
         cert_path, key_path = str(tmp_path / "push.pem"), str(tmp_path / "push.key")
         push.write(cert_path, key_path, with_chain=True)
-        result = ok(run_module(INFO, {"path": cert_path, "private_key_path": key_path}))
+        result = ok(run_module(INFO, {"path": cert_path, "privatekey_path": key_path}))
         cert = push.cert
         assert result["changed"] is False
         assert result["topic"] == push.topic and result["topic"].startswith("com.apple.mgmt.External.")
@@ -78,10 +78,21 @@ class TestInfo:
 
     def test_pkcs12_inline_with_password(self, push):
         content = base64.b64encode(push.pkcs12(P12_PASSWORD.encode())).decode()
-        result = ok(run_module(INFO, {"content": content, "password": P12_PASSWORD}))
+        result = ok(run_module(INFO, {"content": content, "certificate_password": P12_PASSWORD}))
         assert result["input_format"] == "pkcs12" and result["key_matches"] is True
         assert result["contains_private_key"] is True
         assert P12_PASSWORD not in json.dumps(result)
+
+    def test_former_option_names_still_work(self, tmp_path, push):
+        """password and compare_to_password (deprecated), private_key_* (aliases) keep working."""
+        p12, key, current = tmp_path / "push.p12", tmp_path / "push.key", tmp_path / "current.p12"
+        p12.write_bytes(push.pkcs12(P12_PASSWORD.encode(), with_key=False))
+        key.write_bytes(push.key_bytes(password=b"Key-Pw-1"))
+        current.write_bytes(push.pkcs12(b"Other-Pw-2"))
+        result = ok(run_module(INFO, {"path": str(p12), "password": P12_PASSWORD, "private_key_path": str(key),
+                                      "private_key_passphrase": "Key-Pw-1", "compare_to_path": str(current),
+                                      "compare_to_password": "Other-Pw-2"}))
+        assert result["key_matches"] is True and result["same_certificate_as_compared"] is True
 
     def test_mismatched_key(self, tmp_path, pki, push):
         other = pki.mismatched_key().private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -118,13 +129,13 @@ class TestInfo:
         args = {"path": str(path)}
         if case == "key_only":
             path.write_bytes(push.key_bytes())
-            expected = ["no certificate found", "private key only", "private_key_path"]
+            expected = ["no certificate found", "private key only", "privatekey_path"]
         elif case == "missing":
             expected = ["file not found"]
         elif case == "wrong_password":
             path.write_bytes(push.pkcs12(P12_PASSWORD.encode()))
-            args["password"] = "not-the-password"
-            expected = ["password", "wrong"]
+            args["certificate_password"] = "not-the-password"
+            expected = ["certificate_password", "wrong"]
         elif case == "truncated":
             path.write_bytes(push.cert_pem()[:500])
             expected = ["truncated PEM"]
@@ -220,7 +231,8 @@ class TestRequest:
         assert forced["public_key_fingerprint_sha256"] != first["public_key_fingerprint_sha256"]
         assert len(forced["backup_files"]) == 2
         key_backup = [p for p in forced["backup_files"] if os.path.basename(p).startswith("push.key")][0]
-        assert mode(key_backup) == 0o600
+        assert all(mode(backup) == 0o600 for backup in forced["backup_files"])
+        assert (tmp_path / os.path.basename(key_backup)).read_bytes() != (tmp_path / "push.key").read_bytes()
         assert mode(str(tmp_path / "push.key")) == 0o600
 
     def test_encrypted_key_and_loose_mode_fixed(self, tmp_path):
@@ -248,7 +260,7 @@ class TestRequest:
         failed(run_module(REQUEST, request_args(tmp_path / "nope")), "does not exist")
 
     def test_key_size_minimum(self, tmp_path):
-        failed(run_module(REQUEST, request_args(tmp_path, key_size=1024)), "at least 2048")
+        failed(run_module(REQUEST, request_args(tmp_path, key_size=1024)), "key_size", "2048, 3072, 4096")
         assert os.listdir(tmp_path) == []
 
 
@@ -330,3 +342,52 @@ class TestVendorSignedRequest:
         args = request_args(tmp_path, signed_request_path=str(tmp_path / "r.b64"))
         failed(run_module(REQUEST, args), "vendor_certificate_path")
         assert sorted(os.listdir(tmp_path)) == ["vendor"]
+
+
+def test_failure_under_ignore_errors_carries_msg_only(tmp_path):
+    """Registered under ignore_errors, a failure of ours has the keys of ansible.builtin.fail, and no more.
+
+    ansible-core 2.19 itself attaches ``exception: "(traceback unavailable)"`` to every failed result
+    (ansible.builtin.fail included) unless tracebacks are enabled; the modules add nothing to it.
+    """
+    import sys
+    from tests.lib.ansible_run import run_playbook
+    out = tmp_path / "results.json"
+    playbook = tmp_path / "play.yml"
+    playbook.write_text("""
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - mdmops.apple.push_certificate_info:
+        path: %(missing)s
+      ignore_errors: true
+      register: info
+    - mdmops.apple.push_certificate_request:
+        privatekey_path: %(key)s
+        csr_path: %(key)s
+      ignore_errors: true
+      register: request
+    - ansible.builtin.fail:
+        msg: reference failure
+      ignore_errors: true
+      register: reference
+    - ansible.builtin.copy:
+        content: "{{ {'info': info, 'request': request, 'reference': reference} | to_json }}"
+        dest: %(out)s
+        mode: "0600"
+""" % {"missing": tmp_path / "missing.pem", "key": tmp_path / "push.key", "out": out})
+    proc = run_playbook(str(playbook), inventory="localhost,",
+                        extra_vars={"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
+                        timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    results = json.loads(out.read_text())
+    reference = results["reference"]
+    for name in ("info", "request"):
+        result = results[name]
+        assert set(result) - {"warnings", "deprecations"} == set(reference), (name, result)
+        assert result["exception"] == reference["exception"]
+        assert result["failed"] is True and result["msg"]
+    assert "file not found" in results["info"]["msg"]
+    assert "name the same file" in results["request"]["msg"]
+    assert not os.path.exists(str(tmp_path / "push.key"))

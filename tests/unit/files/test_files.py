@@ -215,3 +215,15 @@ def test_secure_state_dir_refuses_another_owner(tmp_path):
     os.chown(other, 65534, 65534)
     with pytest.raises(FileError, match="owned by uid 65534"):
         _files.secure_state_dir(str(other))
+
+
+def test_write_atomic_keeps_the_owner_of_the_file_it_replaces(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to chown")
+    path = tmp_path / "push.key"
+    path.write_bytes(b"old")
+    os.chown(path, 65534, 65534)
+    _files.write_atomic(str(path), b"new", 0o600)
+    info = os.stat(path)
+    assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (65534, 65534, 0o600)
+    assert path.read_bytes() == b"new"

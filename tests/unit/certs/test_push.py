@@ -1,4 +1,4 @@
-"""Unit tests of plugins/module_utils/_certs.py and _push_request.py (no Ansible involved).
+"""Unit tests of plugins/module_utils/_push/ (no Ansible involved).
 
 Every certificate and key is generated at run time by lab.pki; nothing is read
 from the repository.
@@ -17,9 +17,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from ansible_collections.mdmops.apple.plugins.module_utils import _certs as certs
-from ansible_collections.mdmops.apple.plugins.module_utils import _push_request as push_request
-from ansible_collections.mdmops.apple.plugins.module_utils._certs import CertificateError
+from ansible_collections.mdmops.apple.plugins.module_utils._push import _facts as fct
+from ansible_collections.mdmops.apple.plugins.module_utils._push import _guards as guards
+from ansible_collections.mdmops.apple.plugins.module_utils._push import _material as mat
+from ansible_collections.mdmops.apple.plugins.module_utils._push import _request as req
+from ansible_collections.mdmops.apple.plugins.module_utils._push._material import CertificateError
 from lab.pki import AAI2_NAME, ApplePushPKI, ec_key, issue, name, rsa_key
 
 PASSWORD = b"Lab-Pkcs12-Pw!"
@@ -33,7 +35,7 @@ def pem_chain(issued, order=("leaf", "chain")):
 
 def load_error(data, **kwargs) -> str:
     with pytest.raises(CertificateError) as info:
-        certs.load_certificates(data, "path /x/input", **kwargs)
+        mat.load_certificates(data, "path /x/input", **kwargs)
     message = str(info.value)
     assert message.startswith("path /x/input"), message
     assert "Traceback" not in message
@@ -42,7 +44,7 @@ def load_error(data, **kwargs) -> str:
 
 def key_error(data, passphrase=None) -> str:
     with pytest.raises(CertificateError) as info:
-        certs.load_private_key(data, "private_key_path /x/key", passphrase)
+        mat.load_private_key(data, "private_key_path /x/key", passphrase)
     message = str(info.value)
     assert message.startswith("private_key_path /x/key"), message
     return message
@@ -54,81 +56,81 @@ def key_error(data, passphrase=None) -> str:
 
 class TestLoadForms:
     def test_pem_certificate_alone(self, push):
-        material = certs.load_certificates(push.cert_pem(), "path a.pem")
+        material = mat.load_certificates(push.cert_pem(), "path a.pem")
         assert material.format == "pem"
         assert material.certificate == push.cert
         assert material.chain == [] and material.private_key is None
 
     def test_pem_certificate_with_key(self, push):
-        material = certs.load_certificates(push.cert_pem() + push.key_bytes(), "path a.pem")
+        material = mat.load_certificates(push.cert_pem() + push.key_bytes(), "path a.pem")
         assert material.certificate == push.cert
-        assert certs.key_matches(material.certificate, material.private_key).ok
+        assert guards.key_matches(material.certificate, material.private_key).ok
 
     def test_pem_key_first_then_certificate(self, push):
-        material = certs.load_certificates(push.key_bytes("pem", "pkcs1") + push.cert_pem(), "path a.pem")
+        material = mat.load_certificates(push.key_bytes("pem", "pkcs1") + push.cert_pem(), "path a.pem")
         assert material.certificate == push.cert and material.private_key is not None
 
     @pytest.mark.parametrize("order", [("leaf", "chain"), ("chain", "leaf")])
     def test_pem_chain_any_order(self, pki, push, order):
-        material = certs.load_certificates(pem_chain(push, order), "path chain.pem")
+        material = mat.load_certificates(pem_chain(push, order), "path chain.pem")
         assert material.certificate == push.cert
         assert [c.subject for c in material.chain] == [pki.aai2.cert.subject, pki.root.cert.subject]
         assert material.certificates_found == 3
-        facts = certs.chain_facts(material)
+        facts = fct.chain_facts(material)
         assert facts["chain_verified"] is True
         assert "Apple Application Integration 2" in facts["chain_subjects"][0]
 
     def test_pem_with_crlf_and_surrounding_text(self, push):
         data = b"Bag Attributes\r\n  friendlyName: push\r\n" + push.cert_pem().replace(b"\n", b"\r\n")
-        assert certs.load_certificates(data, "content").certificate == push.cert
+        assert mat.load_certificates(data, "content").certificate == push.cert
 
     def test_der_certificate(self, push):
-        material = certs.load_certificates(push.cert_der(), "path a.cer")
+        material = mat.load_certificates(push.cert_der(), "path a.cer")
         assert material.format == "der" and material.certificate == push.cert
 
     def test_der_with_trailing_newline(self, push):
-        assert certs.load_certificates(push.cert_der() + b"\n", "path a.cer").certificate == push.cert
+        assert mat.load_certificates(push.cert_der() + b"\n", "path a.cer").certificate == push.cert
 
     def test_base64_der_content(self, push):
         data = base64.encodebytes(push.cert_der())
-        assert certs.load_certificates(data, "content").certificate == push.cert
+        assert mat.load_certificates(data, "content").certificate == push.cert
 
     def test_pkcs12_without_password(self, push):
-        material = certs.load_certificates(push.pkcs12(), "path a.p12")
+        material = mat.load_certificates(push.pkcs12(), "path a.p12")
         assert material.format == "pkcs12"
         assert material.certificate == push.cert
         assert len(material.chain) == 2
-        assert certs.key_matches(push.cert, material.private_key).ok
+        assert guards.key_matches(push.cert, material.private_key).ok
 
     def test_pkcs12_with_password(self, push):
-        material = certs.load_certificates(push.pkcs12(PASSWORD), "path a.p12", password=PASSWORD)
+        material = mat.load_certificates(push.pkcs12(PASSWORD), "path a.p12", password=PASSWORD)
         assert material.certificate == push.cert and material.private_key is not None
 
     def test_pkcs12_password_given_but_not_needed(self, push):
-        assert certs.load_certificates(push.pkcs12(), "p", password=b"unused").certificate == push.cert
+        assert mat.load_certificates(push.pkcs12(), "p", password=b"unused").certificate == push.cert
 
     def test_pkcs12_base64_content(self, push):
         data = base64.b64encode(push.pkcs12(PASSWORD))
-        assert certs.load_certificates(data, "content", password=PASSWORD).format == "pkcs12"
+        assert mat.load_certificates(data, "content", password=PASSWORD).format == "pkcs12"
 
     def test_pkcs12_certificate_only(self, push):
-        material = certs.load_certificates(push.pkcs12(PASSWORD, with_key=False), "p", password=PASSWORD)
+        material = mat.load_certificates(push.pkcs12(PASSWORD, with_key=False), "p", password=PASSWORD)
         assert material.certificate == push.cert and material.private_key is None
 
     @pytest.mark.parametrize("fmt", ["pem", "der", "pkcs12"])
     def test_explicit_format(self, push, fmt):
         data = {"pem": push.cert_pem(), "der": push.cert_der(), "pkcs12": push.pkcs12()}[fmt]
-        assert certs.load_certificates(data, "p", fmt=fmt).certificate == push.cert
+        assert mat.load_certificates(data, "p", fmt=fmt).certificate == push.cert
 
     def test_pem_with_encrypted_key_and_no_password_is_noted(self, push):
-        material = certs.load_certificates(push.cert_pem() + push.key_bytes(password=PASSWORD), "p")
+        material = mat.load_certificates(push.cert_pem() + push.key_bytes(password=PASSWORD), "p")
         assert material.private_key is None and material.private_key_encrypted
         assert "password" in material.notes[0]
 
     def test_pem_with_encrypted_key_and_password(self, push):
-        material = certs.load_certificates(push.cert_pem() + push.key_bytes(password=PASSWORD), "p",
+        material = mat.load_certificates(push.cert_pem() + push.key_bytes(password=PASSWORD), "p",
                                            password=PASSWORD)
-        assert certs.key_matches(push.cert, material.private_key).ok
+        assert guards.key_matches(push.cert, material.private_key).ok
 
 
 class TestLoadPrivateKeys:
@@ -140,34 +142,34 @@ class TestLoadPrivateKeys:
     ])
     def test_rsa_key_forms(self, push, encoding, fmt, encrypted):
         password = PASSWORD if encrypted else None
-        key = certs.load_private_key(push.key_bytes(encoding, fmt, password), "private_key_path k", password)
-        assert certs.key_matches(push.cert, key).ok
+        key = mat.load_private_key(push.key_bytes(encoding, fmt, password), "private_key_path k", password)
+        assert guards.key_matches(push.cert, key).ok
 
     def test_ec_key_loads_but_is_not_rsa(self):
         ec = ec_key()
         pem = ec.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
                                serialization.NoEncryption())
-        key = certs.load_private_key(pem, "k")
-        assert certs.key_description(key) == "EC secp256r1"
+        key = mat.load_private_key(pem, "k")
+        assert mat.key_description(key) == "EC secp256r1"
         with pytest.raises(CertificateError) as info:
-            certs.require_rsa(key, "privatekey_path /x/push.key")
+            guards.require_rsa(key, "privatekey_path /x/push.key")
         message = str(info.value)
         assert "privatekey_path /x/push.key" in message and "EC secp256r1" in message and "RSA" in message
 
     def test_small_rsa_key_refused_for_csr(self):
         with pytest.raises(CertificateError, match="1024 bits.*at least 2048"):
-            certs.require_rsa(rsa_key(1024), "privatekey_path k")
+            guards.require_rsa(rsa_key(1024), "privatekey_path k")
 
     def test_key_from_pkcs12(self, push):
-        key = certs.load_private_key(push.pkcs12(PASSWORD), "k", PASSWORD)
-        assert certs.key_matches(push.cert, key).ok
+        key = mat.load_private_key(push.pkcs12(PASSWORD), "k", PASSWORD)
+        assert guards.key_matches(push.cert, key).ok
 
     def test_passphrase_given_for_plain_key_is_accepted(self, push):
-        assert certs.load_private_key(push.key_bytes(), "k", b"unused") is not None
+        assert mat.load_private_key(push.key_bytes(), "k", b"unused") is not None
 
     def test_base64_der_key_content(self, push):
         data = base64.b64encode(push.key_bytes("der"))
-        assert certs.key_matches(push.cert, certs.load_private_key(data, "private_key_content")).ok
+        assert guards.key_matches(push.cert, mat.load_private_key(data, "private_key_content")).ok
 
 
 # ---------------------------------------------------------------------------
@@ -181,11 +183,11 @@ class TestMalformed:
 
     def test_missing_file(self, tmp_path):
         with pytest.raises(CertificateError, match=r"^path .*missing\.pem: file not found$"):
-            certs.read_file(str(tmp_path / "missing.pem"))
+            mat.read_file(str(tmp_path / "missing.pem"))
 
     def test_directory(self, tmp_path):
         with pytest.raises(CertificateError, match="is a directory"):
-            certs.read_file(str(tmp_path))
+            mat.read_file(str(tmp_path))
 
     def test_wrong_pkcs12_password(self, push):
         message = load_error(push.pkcs12(PASSWORD), password=b"wrong")
@@ -226,7 +228,7 @@ class TestMalformed:
 
     def test_private_key_where_certificate_expected_pem(self, push):
         message = load_error(push.key_bytes())
-        assert "no certificate found: the input holds a private key only; pass it as private_key_path" in message
+        assert "no certificate found: the input holds a private key only; pass it as privatekey_path" in message
 
     @pytest.mark.parametrize("password", [None, PASSWORD])
     def test_private_key_where_certificate_expected_der(self, push, password):
@@ -234,16 +236,16 @@ class TestMalformed:
         assert "private key only" in message
 
     def test_csr_where_certificate_expected(self, push):
-        csr = certs.build_csr(push.key, x509.Name([]))
-        assert "certificate signing request" in load_error(certs.csr_pem(csr))
-        assert "certificate signing request" in load_error(certs.csr_der(csr))
+        csr = req.build_csr(push.key, x509.Name([]))
+        assert "certificate signing request" in load_error(req.csr_pem(csr))
+        assert "certificate signing request" in load_error(req.csr_der(csr))
 
     def test_certificate_where_key_expected(self, push):
         assert "holds a certificate only" in key_error(push.cert_pem())
         assert "DER certificate" in key_error(push.cert_der())
 
     def test_wrong_key_passphrase(self, push):
-        assert "passphrase (option private_key_passphrase) is wrong" in key_error(
+        assert "passphrase (option privatekey_passphrase) is wrong" in key_error(
             push.key_bytes(password=PASSWORD), b"nope")
 
     def test_missing_key_passphrase(self, push):
@@ -266,7 +268,7 @@ class TestMalformed:
 
     def test_read_input_requires_something(self):
         with pytest.raises(CertificateError, match="give path or content"):
-            certs.read_input(None, "", "path", "content")
+            mat.read_input(None, "", "path", "content")
 
 
 # ---------------------------------------------------------------------------
@@ -275,7 +277,7 @@ class TestMalformed:
 
 class TestDescribe:
     def test_push_certificate_facts(self, push):
-        info = certs.describe_certificate(push.cert)
+        info = fct.describe_certificate(push.cert)
         uuid = push.uuid
         assert info["topic"] == "com.apple.mgmt.External." + uuid
         assert info["common_name"] == "APSP:" + uuid
@@ -293,71 +295,73 @@ class TestDescribe:
 
     def test_expiry_flags_at_given_moments(self, push):
         end = push.cert.not_valid_after_utc
-        assert certs.describe_certificate(push.cert, at=end - dt.timedelta(days=10))["expires_soon"] is True
-        assert certs.describe_certificate(push.cert, at=end - dt.timedelta(days=10),
+        assert fct.describe_certificate(push.cert, at=end - dt.timedelta(days=10))["expires_soon"] is True
+        assert fct.describe_certificate(push.cert, at=end - dt.timedelta(days=10),
                                           expires_within_days=5)["expires_soon"] is False
-        after = certs.describe_certificate(push.cert, at=end + dt.timedelta(days=2))
+        after = fct.describe_certificate(push.cert, at=end + dt.timedelta(days=2))
         assert after["expired"] and after["expires_soon"] and after["days_remaining"] == -2
-        before = certs.describe_certificate(push.cert, at=push.cert.not_valid_before_utc - dt.timedelta(hours=1))
+        before = fct.describe_certificate(push.cert, at=push.cert.not_valid_before_utc - dt.timedelta(hours=1))
         assert before["not_yet_valid"] is True and before["expired"] is False
 
     def test_naive_datetime_means_utc(self, push):
         end = push.cert.not_valid_after_utc
         naive = (end + dt.timedelta(seconds=1)).replace(tzinfo=None)
-        assert certs.describe_certificate(push.cert, at=naive)["expired"] is True
+        assert fct.describe_certificate(push.cert, at=naive)["expired"] is True
 
     def test_generated_expired_and_future(self, pki):
-        assert certs.describe_certificate(pki.expired().cert)["expired"] is True
-        assert certs.describe_certificate(pki.not_yet_valid().cert)["not_yet_valid"] is True
+        assert fct.describe_certificate(pki.expired().cert)["expired"] is True
+        assert fct.describe_certificate(pki.not_yet_valid().cert)["not_yet_valid"] is True
 
     def test_not_apple(self, pki):
-        info = certs.describe_certificate(pki.not_apple().cert)
+        info = fct.describe_certificate(pki.not_apple().cert)
         assert info["is_mdm_push"] is False
         assert "not by 'Apple Application Integration 2" in info["mdm_push_reasons"][0]
 
     def test_app_push_certificate(self, pki):
-        info = certs.describe_certificate(pki.app_push().cert)
+        info = fct.describe_certificate(pki.app_push().cert)
         assert info["is_mdm_push"] is False and "app push certificate" in info["mdm_push_reasons"][0]
 
     def test_no_uid(self):
         plain = issue(name("server.example"))
-        info = certs.describe_certificate(plain.cert)
+        info = fct.describe_certificate(plain.cert)
         assert info["topic"] is None
         assert any("no UID attribute" in r for r in info["mdm_push_reasons"])
 
     def test_compare_renewal(self, pki, push):
         renewed = pki.renewal(push)
-        facts = certs.compare_certificates(renewed.cert, push.cert)
+        facts = fct.compare_certificates(renewed.cert, push.cert)
         assert facts["same_topic_as_compared"] and facts["is_renewal_of_compared"]
         assert not facts["same_certificate_as_compared"]
         assert facts["compared"]["topic"] == push.topic
         # the older one is not a renewal of the newer one
-        assert not certs.compare_certificates(push.cert, renewed.cert)["is_renewal_of_compared"]
+        assert not fct.compare_certificates(push.cert, renewed.cert)["is_renewal_of_compared"]
 
     def test_compare_same_and_other_account(self, pki, push):
-        same = certs.compare_certificates(push.cert, push.cert)
+        same = fct.compare_certificates(push.cert, push.cert)
         assert same["same_certificate_as_compared"] and not same["is_renewal_of_compared"]
-        other = certs.compare_certificates(pki.other_account().cert, push.cert)
+        other = fct.compare_certificates(pki.other_account().cert, push.cert)
         assert not other["same_topic_as_compared"] and not other["is_renewal_of_compared"]
 
     def test_certificate_info_end_to_end(self, tmp_path, pki, push):
         cert_path, key_path = tmp_path / "push.pem", tmp_path / "push.key"
         push.write(str(cert_path), str(key_path), with_chain=True)
         old = pki.expired(push.topic)
-        result, warnings = certs.certificate_info(path=str(cert_path), private_key_path=str(key_path),
-                                                  compare_to_content=old.cert_pem().decode())
+        result, warnings = fct.certificate_info(
+            mat.CertificateInput(path=str(cert_path), privatekey_path=str(key_path)),
+            mat.CertificateInput(content=old.cert_pem().decode(), prefix="compare_to_"))
         assert result["key_matches"] is True and result["topic"] == push.topic
         assert result["is_renewal_of_compared"] is True and warnings == []
         other_key = pki.mismatched_key()
         pem = other_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                       serialization.NoEncryption()).decode()
-        result, _warnings = certs.certificate_info(content=push.cert_pem().decode(), private_key_content=pem)
+        result, _warnings = fct.certificate_info(
+            mat.CertificateInput(content=push.cert_pem().decode(), privatekey_content=pem))
         assert result["key_matches"] is False
         assert "PRIVATE KEY" not in repr(result)
 
     def test_certificate_info_rejects_negative_window(self, push):
         with pytest.raises(CertificateError, match="expires_within_days"):
-            certs.certificate_info(content=push.cert_pem(), expires_within_days=-1)
+            fct.certificate_info(mat.CertificateInput(content=push.cert_pem()), expires_within_days=-1)
 
 
 # ---------------------------------------------------------------------------
@@ -366,9 +370,9 @@ class TestDescribe:
 
 class TestGuards:
     def test_same_topic(self, pki, push):
-        assert certs.same_topic(push.cert, pki.renewal(push).cert).ok
+        assert guards.same_topic(push.cert, pki.renewal(push).cert).ok
         other = pki.other_account()
-        result = certs.same_topic(push.cert, other.cert)
+        result = guards.same_topic(push.cert, other.cert)
         assert not result and result.guard == "same_topic"
         assert other.topic in result.reason and push.topic in result.reason
         assert "another Apple Account" in result.reason and "re-enroll" in result.reason
@@ -376,44 +380,44 @@ class TestGuards:
 
     def test_same_topic_without_topic(self, push):
         plain = issue(name("server.example")).cert
-        assert "new certificate has no push topic" in certs.same_topic(push.cert, plain).reason
-        assert "current certificate has no push topic" in certs.same_topic(plain, push.cert).reason
+        assert "new certificate has no push topic" in guards.same_topic(push.cert, plain).reason
+        assert "current certificate has no push topic" in guards.same_topic(plain, push.cert).reason
 
     def test_key_matches(self, pki, push):
-        assert certs.key_matches(push.cert, push.key)
-        result = certs.key_matches(push.cert, pki.mismatched_key())
+        assert guards.key_matches(push.cert, push.key)
+        result = guards.key_matches(push.cert, pki.mismatched_key())
         assert not result.ok and "does not belong to the certificate" in result.reason
         assert "PRIVATE KEY" not in result.reason
 
     def test_not_expired(self, pki, push):
-        assert certs.not_expired(push.cert).ok
-        result = certs.not_expired(pki.expired(days_ago=10).cert)
+        assert guards.not_expired(push.cert).ok
+        result = guards.not_expired(pki.expired(days_ago=10).cert)
         assert not result.ok and "expired on" in result.reason and "10 days ago" in result.reason
         end = push.cert.not_valid_after_utc
-        assert not certs.not_expired(push.cert, at=end + dt.timedelta(seconds=1))
-        assert certs.not_expired(push.cert, at=end)
+        assert not guards.not_expired(push.cert, at=end + dt.timedelta(seconds=1))
+        assert guards.not_expired(push.cert, at=end)
 
     def test_already_valid(self, pki, push):
-        assert certs.already_valid(push.cert)
-        assert "clock" in certs.already_valid(pki.not_yet_valid().cert).reason
+        assert guards.already_valid(push.cert)
+        assert "clock" in guards.already_valid(pki.not_yet_valid().cert).reason
 
     def test_valid_for_at_least(self, pki, push):
-        assert certs.valid_for_at_least(push.cert, 30)
-        result = certs.valid_for_at_least(pki.expiring(days_left=10).cert, 30)
+        assert guards.valid_for_at_least(push.cert, 30)
+        result = guards.valid_for_at_least(pki.expiring(days_left=10).cert, 30)
         assert not result.ok and "at least 30 days" in result.reason and "in 9 days" in result.reason
-        assert "it expired on" in certs.valid_for_at_least(pki.expired().cert, 1).reason
+        assert "it expired on" in guards.valid_for_at_least(pki.expired().cert, 1).reason
         end = push.cert.not_valid_after_utc
-        assert certs.valid_for_at_least(push.cert, 30, at=end - dt.timedelta(days=31))
-        assert not certs.valid_for_at_least(push.cert, 30, at=end - dt.timedelta(days=29))
+        assert guards.valid_for_at_least(push.cert, 30, at=end - dt.timedelta(days=31))
+        assert not guards.valid_for_at_least(push.cert, 30, at=end - dt.timedelta(days=29))
 
     def test_looks_like_mdm_push(self, pki, push):
-        assert certs.looks_like_mdm_push(push.cert)
-        assert "not an MDM push certificate" in certs.looks_like_mdm_push(pki.not_apple().cert).reason
-        assert "com.example.app" in certs.looks_like_mdm_push(pki.app_push().cert).reason
+        assert guards.looks_like_mdm_push(push.cert)
+        assert "not an MDM push certificate" in guards.looks_like_mdm_push(pki.not_apple().cert).reason
+        assert "com.example.app" in guards.looks_like_mdm_push(pki.app_push().cert).reason
 
     def test_failed_guards(self, pki, push):
-        results = [certs.same_topic(push.cert, pki.renewal(push).cert), certs.not_expired(pki.expired().cert)]
-        assert [r.guard for r in certs.failed_guards(results)] == ["not_expired"]
+        results = [guards.same_topic(push.cert, pki.renewal(push).cert), guards.not_expired(pki.expired().cert)]
+        assert [r.guard for r in guards.failed_guards(results)] == ["not_expired"]
 
 
 # ---------------------------------------------------------------------------
@@ -422,11 +426,11 @@ class TestGuards:
 
 class TestRequests:
     def test_subject_spec(self):
-        subject = certs.SubjectSpec(common_name="mdm.example.com", email_address="a@example.com", country="de")
+        subject = req.SubjectSpec(common_name="mdm.example.com", email_address="a@example.com", country="de")
         built = subject.to_name()
         assert built.get_attributes_for_oid(NameOID.COUNTRY_NAME)[0].value == "DE"
-        assert certs.format_name(built) == "emailAddress=a@example.com,CN=mdm.example.com,C=DE"
-        assert certs.SubjectSpec().to_name() == x509.Name([])
+        assert mat.format_name(built) == "emailAddress=a@example.com,CN=mdm.example.com,C=DE"
+        assert req.SubjectSpec().to_name() == x509.Name([])
 
     @pytest.mark.parametrize("kwargs,match", [
         ({"country": "USA"}, "two-letter"),
@@ -435,106 +439,86 @@ class TestRequests:
     ])
     def test_subject_validation(self, kwargs, match):
         with pytest.raises(CertificateError, match=match):
-            certs.SubjectSpec(**kwargs).to_name()
+            req.SubjectSpec(**kwargs).to_name()
 
     def test_csr_matches(self, push):
-        subject = certs.SubjectSpec(common_name="mdm", country="US").to_name()
-        csr = certs.build_csr(push.key, subject)
-        assert certs.csr_matches(csr, push.key, subject)[0]
+        subject = req.SubjectSpec(common_name="mdm", country="US").to_name()
+        csr = req.build_csr(push.key, subject)
+        assert req.csr_matches(csr, push.key, subject)[0]
         reordered = x509.Name(list(reversed(list(subject))))
-        assert certs.csr_matches(csr, push.key, reordered)[0]
-        ok, why = certs.csr_matches(csr, rsa_key(), subject)
+        assert req.csr_matches(csr, push.key, reordered)[0]
+        ok, why = req.csr_matches(csr, rsa_key(), subject)
         assert not ok and "another private key" in why
-        ok, why = certs.csr_matches(csr, push.key, certs.SubjectSpec(common_name="other").to_name())
+        ok, why = req.csr_matches(csr, push.key, req.SubjectSpec(common_name="other").to_name())
         assert not ok and "differs from the requested CN=other" in why
 
     def test_load_csr(self, push):
-        csr = certs.build_csr(push.key, x509.Name([]))
-        assert certs.load_csr(certs.csr_pem(csr)) == csr
-        assert certs.load_csr(certs.csr_der(csr)) == csr
+        csr = req.build_csr(push.key, x509.Name([]))
+        assert mat.load_csr(req.csr_pem(csr)) == csr
+        assert mat.load_csr(req.csr_der(csr)) == csr
         with pytest.raises(CertificateError, match="no certificate signing request"):
-            certs.load_csr(push.cert_pem(), "csr_path x")
+            mat.load_csr(push.cert_pem(), "csr_path x")
         with pytest.raises(CertificateError, match="damaged"):
-            certs.load_csr(b"\x30\x03\x02\x01\x00", "csr_path x")
+            mat.load_csr(b"\x30\x03\x02\x01\x00", "csr_path x")
 
     def test_generate_key_minimum(self):
-        with pytest.raises(CertificateError, match="at least 2048"):
-            certs.generate_rsa_key(1024)
+        for bits in (0, 1024, 2047, 8192, 100000, True, "2048"):
+            with pytest.raises(CertificateError, match="key_size must be one of 2048, 3072, 4096"):
+                req.generate_rsa_key(bits)
 
     def test_signed_request_roundtrip(self, pki, push):
         vendor = pki.vendor()
-        csr = certs.build_csr(push.key, certs.SubjectSpec(common_name="mdm").to_name())
-        blob = certs.build_signed_request(csr, vendor.cert, vendor.key, [pki.wwdr.cert, pki.root.cert])
-        request = certs.parse_signed_request(blob)
-        assert request.csr_der == certs.csr_der(csr)
-        assert request.chain_pem.count("BEGIN CERTIFICATE") == 3
-        assert request.chain_pem.startswith(vendor.cert_pem().decode())
-        vendor.cert.public_key().verify(request.signature, request.csr_der, padding.PKCS1v15(), hashes.SHA256())
-        assert certs.verify_signed_request(request, vendor.cert).ok
-        assert not certs.verify_signed_request(request, pki.vendor("Other").cert).ok
-        tampered = certs.SignedRequest(request.csr_der + b"x", request.chain_pem, request.signature)
-        assert not certs.verify_signed_request(tampered, vendor.cert).ok
+        csr = req.build_csr(push.key, req.SubjectSpec(common_name="mdm").to_name())
+        blob = req.build_signed_request(csr, vendor.cert, vendor.key, [pki.wwdr.cert, pki.root.cert])
+        parsed = req.parse_signed_request(blob)
+        assert parsed.csr_der == req.csr_der(csr)
+        assert parsed.chain_pem.count("BEGIN CERTIFICATE") == 3
+        assert parsed.chain_pem.startswith(vendor.cert_pem().decode())
+        vendor.cert.public_key().verify(parsed.signature, parsed.csr_der, padding.PKCS1v15(), hashes.SHA256())
+        assert req.verify_signed_request(parsed, vendor.cert).ok
+        assert not req.verify_signed_request(parsed, pki.vendor("Other").cert).ok
+        tampered = req.SignedRequest(parsed.csr_der + b"x", parsed.chain_pem, parsed.signature)
+        assert not req.verify_signed_request(tampered, vendor.cert).ok
 
     def test_signed_request_refuses_wrong_vendor_key(self, pki, push):
         vendor = pki.vendor()
-        csr = certs.build_csr(push.key, x509.Name([]))
+        csr = req.build_csr(push.key, x509.Name([]))
         with pytest.raises(CertificateError, match="does not belong to the vendor certificate"):
-            certs.build_signed_request(csr, vendor.cert, rsa_key())
+            req.build_signed_request(csr, vendor.cert, rsa_key())
 
     def test_parse_signed_request_garbage(self):
         bad_plist = base64.b64encode(b"<?xml version='1.0'?><plist><dict/></plist>")
         for data in (b"not base64 !!", base64.b64encode(b"<plist>"), bad_plist):
             with pytest.raises(CertificateError, match="not a signed push certificate request"):
-                certs.parse_signed_request(data)
-
-    def test_write_file_atomic_modes(self, tmp_path):
-        old = os.umask(0)
-        try:
-            key_path = tmp_path / "k.pem"
-            key_path.write_bytes(b"old")
-            os.chmod(key_path, 0o644)
-            certs.write_file_atomic(str(key_path), b"new", 0o600)
-            certs.write_file_atomic(str(tmp_path / "c.pem"), b"csr", 0o644)
-        finally:
-            os.umask(old)
-        assert key_path.read_bytes() == b"new"
-        assert stat.S_IMODE(os.stat(key_path).st_mode) == 0o600
-        assert stat.S_IMODE(os.stat(tmp_path / "c.pem").st_mode) == 0o644
-        assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pem", "k.pem"]
-
-    def test_check_writable(self, tmp_path):
-        with pytest.raises(CertificateError, match="does not exist: create it first"):
-            certs.check_writable(str(tmp_path / "nope" / "k.pem"), "privatekey_path")
-        with pytest.raises(CertificateError, match="is a directory"):
-            certs.check_writable(str(tmp_path), "csr_path")
+                req.parse_signed_request(data)
 
 
 class TestPlan:
     def spec(self, tmp_path, **kwargs):
         values = dict(privatekey_path=str(tmp_path / "push.key"), csr_path=str(tmp_path / "push.csr"),
-                      subject=certs.SubjectSpec(common_name="mdm.example.com", country="US"))
+                      subject=req.SubjectSpec(common_name="mdm.example.com", country="US"))
         values.update(kwargs)
-        return push_request.RequestSpec(**values)
+        return req.RequestSpec(**values)
 
     def run(self, spec):
-        plan = push_request.plan_request(spec)
-        push_request.apply_request(plan)
+        plan = req.plan_request(spec)
+        req.apply_request(plan)
         return plan
 
     def test_create_then_keep(self, tmp_path):
         first = self.run(self.spec(tmp_path))
         assert first.actions == {"privatekey": "create", "csr": "create", "signed_request": "none"}
-        second = push_request.plan_request(self.spec(tmp_path))
+        second = req.plan_request(self.spec(tmp_path))
         assert not second.changed and second.actions["csr"] == "keep"
-        result = push_request.request_result(second, applied=False)
-        assert result["public_key_fingerprint_sha256"] == certs.public_key_fingerprint(first.key)
+        result = req.request_result(second, applied=False)
+        assert result["public_key_fingerprint_sha256"] == mat.public_key_fingerprint(first.key)
         assert "PRIVATE KEY" not in repr(result)
 
     def test_subject_change_regenerates_csr_only(self, tmp_path):
         first = self.run(self.spec(tmp_path))
-        plan = self.run(self.spec(tmp_path, subject=certs.SubjectSpec(common_name="other")))
+        plan = self.run(self.spec(tmp_path, subject=req.SubjectSpec(common_name="other")))
         assert plan.actions == {"privatekey": "keep", "csr": "regenerate", "signed_request": "none"}
-        assert certs.public_key_fingerprint(plan.key) == certs.public_key_fingerprint(first.key)
+        assert mat.public_key_fingerprint(plan.key) == mat.public_key_fingerprint(first.key)
         assert "differs from the requested" in " ".join(plan.reasons)
 
     def test_loose_key_mode_is_fixed(self, tmp_path):
@@ -552,7 +536,7 @@ class TestPlan:
         with open(spec.privatekey_path, "wb") as handle:
             handle.write(pem)
         with pytest.raises(CertificateError, match="EC secp256r1 key.*needs an RSA key.*kept untouched"):
-            push_request.plan_request(spec)
+            req.plan_request(spec)
         assert open(spec.privatekey_path, "rb").read() == pem
         assert not os.path.exists(spec.csr_path)
         assert self.run(self.spec(tmp_path, force=True)).actions["privatekey"] == "regenerate"
@@ -561,9 +545,9 @@ class TestPlan:
         spec = self.spec(tmp_path, privatekey_passphrase=PASSWORD)
         self.run(spec)
         assert b"ENCRYPTED PRIVATE KEY" in open(spec.privatekey_path, "rb").read()
-        assert not push_request.plan_request(spec).changed
+        assert not req.plan_request(spec).changed
         with pytest.raises(CertificateError, match="is encrypted: give its passphrase \\(option privatekey_passphrase"):
-            push_request.plan_request(self.spec(tmp_path))
+            req.plan_request(self.spec(tmp_path))
 
     def test_pkcs1_format(self, tmp_path):
         spec = self.spec(tmp_path, privatekey_format="pkcs1")
@@ -580,16 +564,16 @@ class TestPlan:
                          vendor_certificate_path=str(tmp_path / "vendor.pem"),
                          vendor_private_key_path=str(tmp_path / "vendor.key"))
         with pytest.raises(CertificateError, match="does not belong to the vendor certificate.*nothing was written"):
-            push_request.plan_request(spec)
+            req.plan_request(spec)
         assert sorted(p.name for p in tmp_path.iterdir()) == ["vendor.key", "vendor.pem"]
 
     def test_incomplete_vendor_options(self, tmp_path):
         with pytest.raises(CertificateError, match="together"):
-            push_request.plan_request(self.spec(tmp_path, signed_request_path=str(tmp_path / "r")))
+            req.plan_request(self.spec(tmp_path, signed_request_path=str(tmp_path / "r")))
 
     def test_small_key_size_refused(self, tmp_path):
-        with pytest.raises(CertificateError, match="at least 2048"):
-            push_request.plan_request(self.spec(tmp_path, key_size=1024))
+        with pytest.raises(CertificateError, match="key_size must be one of 2048, 3072, 4096, not 1024"):
+            req.plan_request(self.spec(tmp_path, key_size=1024))
 
     def test_damaged_csr_is_regenerated(self, tmp_path):
         spec = self.spec(tmp_path)
@@ -598,4 +582,4 @@ class TestPlan:
             handle.write(b"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n")
         plan = self.run(spec)
         assert plan.actions["csr"] == "regenerate" and "truncated PEM" in plan.reasons[0]
-        assert isinstance(certs.load_csr(open(spec.csr_path, "rb").read()).public_key(), rsa.RSAPublicKey)
+        assert isinstance(mat.load_csr(open(spec.csr_path, "rb").read()).public_key(), rsa.RSAPublicKey)
