@@ -14,6 +14,12 @@ else is closed after 2 s of silence.  UDP: port 123 answers as an NTP server
 address the datagram was sent to.
 
 Run: ``python -m lab.listeners --config listeners.json`` (written by Lab.up).
+
+TLS faults on demand (``start_fault``; see lab/README.md "Faults"): one more
+process bound to one lab address (SO_REUSEPORT, so that address alone changes)
+that answers as ``intercept`` (a corporate inspecting proxy: leaf re-signed by
+the lab "Corp SSL Inspection CA", ALPN h2/http/1.1 only), ``no-alpn`` (the
+right chain, but ALPN http/1.1 only) or ``plain`` (no TLS at all).
 """
 from __future__ import annotations
 
@@ -327,13 +333,104 @@ async def serve(cfg: dict) -> None:
     log.info("stopping")
 
 
+# ---------------------------------------------------------------- faults
+FAULTS = ("intercept", "no-alpn", "plain")
+FAULT_PORTS = (443, 5223, 2197)
+# Fixed lab addresses (17.0.0.0/24 is kept out of the catalog's pools), one per fault.
+FAULT_ADDRESSES = {"intercept": "17.0.0.201", "no-alpn": "17.0.0.202", "plain": "17.0.0.203"}
+# Outside every lab range: net neither owns nor routes it, so packets to it vanish (a blackhole).
+BLACKHOLE_ADDRESS = "192.0.2.1"
+INTERCEPT_NAMES = ["courier.push.apple.com", "*.push.apple.com", "api.push.apple.com",
+                   "api.sandbox.push.apple.com", "*.apple.com", "apple.com"]
+
+
+def fault_context(mode: str, pki_dir: str, out_dir: str) -> Optional[ssl.SSLContext]:
+    """The server context of a fault listener (None for ``plain``)."""
+    if mode == "plain":
+        return None
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+    from lab.pki import Issued, tls_server
+    ca = "intercept" if mode == "intercept" else "apple_server"
+    with open(os.path.join(pki_dir, ca + ".pem"), "rb") as f:
+        cert = x509.load_pem_x509_certificate(f.read())
+    with open(os.path.join(pki_dir, ca + ".key"), "rb") as f:
+        issuer = Issued(cert, load_pem_private_key(f.read(), None))
+    leaf = tls_server(issuer, INTERCEPT_NAMES)
+    os.makedirs(out_dir, mode=0o700, exist_ok=True)
+    base = os.path.join(out_dir, "fault-" + mode)
+    leaf.write(base + ".pem", base + ".key", with_chain=True)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(base + ".pem", base + ".key")
+    ctx.set_alpn_protocols(["h2", "http/1.1"] if mode == "intercept" else ["http/1.1"])
+    return ctx
+
+
+async def serve_fault(mode: str, address: str, ports, pki_dir: str, out_dir: str) -> None:
+    ctx = fault_context(mode, pki_dir, out_dir)
+
+    async def handle(reader, writer) -> None:
+        sslobj = writer.get_extra_info("ssl_object")
+        log.info("fault %s %s from %s alpn=%s", mode, writer.get_extra_info("sockname"),
+                 writer.get_extra_info("peername"), sslobj.selected_alpn_protocol() if sslobj else "-")
+        try:
+            await _read(reader, 5)
+            writer.write(b"HTTP/1.1 400 Bad Request\r\nServer: mdmlab-fault\r\nContent-Length: 0\r\n"
+                         b"Connection: close\r\n\r\n")
+            await writer.drain()
+        except (ConnectionError, ssl.SSLError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    servers = [await asyncio.start_server(handle, address, port, ssl=ctx, reuse_port=True,
+                                          ssl_handshake_timeout=5 if ctx else None) for port in ports]
+    log.info("fault %s ready on %s ports %s", mode, address, list(ports))
+    loop = asyncio.get_running_loop()
+    stop = loop.create_future()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+    await stop
+    for server in servers:
+        server.close()
+
+
+def start_fault(lab, mode: str, address: Optional[str] = None, ports=FAULT_PORTS) -> str:
+    """Start fault listener ``mode`` on ``address`` (default FAULT_ADDRESSES[mode]) in net; returns the address.
+
+    ``lab.stop("fault-" + mode)`` (or ``lab.down()``) removes it.
+    """
+    import sys
+    if mode not in FAULTS:
+        raise ValueError("fault %r: one of %s" % (mode, ", ".join(FAULTS)))
+    address = address or FAULT_ADDRESSES[mode]
+    lab.spawn("net", "fault-" + mode,
+              [sys.executable, "-m", "lab.listeners", "--fault", mode, "--listen", address,
+               "--ports", ",".join(str(p) for p in ports), "--pki", lab.path("pki"),
+               "--out", lab.path("pki", "faults")], tcp_ports=ports)
+    return address
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
-    parser.add_argument("--config", required=True, help="listeners.json written by Lab.up")
+    parser.add_argument("--config", help="listeners.json written by Lab.up")
+    parser.add_argument("--fault", choices=FAULTS, help="run one fault listener instead")
+    parser.add_argument("--listen", help="fault: the lab address to bind")
+    parser.add_argument("--ports", default=",".join(str(p) for p in FAULT_PORTS), help="fault: TCP ports")
+    parser.add_argument("--pki", help="fault: the lab's pki directory")
+    parser.add_argument("--out", help="fault: where to write the fault's certificate")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.fault:
+        if not (args.listen and args.pki and args.out):
+            parser.error("--fault needs --listen, --pki and --out")
+        asyncio.run(serve_fault(args.fault, args.listen, [int(p) for p in args.ports.split(",")],
+                                args.pki, args.out))
+        return
+    if not args.config:
+        parser.error("--config is required")
     with open(args.config) as f:
         cfg = json.load(f)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     asyncio.run(serve(cfg))
