@@ -1,12 +1,13 @@
 # -*- coding: utf-8 -*-
 # Copyright: mdmops.apple contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Concurrent reachability probes: DNS, then TCP connect or a UDP exchange.
+"""Concurrent reachability probes: DNS, then TCP connect or a UDP exchange (or a TLS handshake).
 
 Pure Python (standard library only), no Ansible imports.  Each probe is
 classified so a human can act on it: a refused TCP connection, a silent drop
 (timeout), a local firewall (EPERM/EACCES) and a missing route are different
-problems with different owners.
+problems with different owners.  With ``tls``, TCP endpoints on TLS ports get
+the TLS layer (``_apns._tls.tls_probe``) instead of a bare connect.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 # Status of one probe, from best to worst.
 OK = "ok"
-STATUSES = ("ok", "no_answer", "skipped", "dns_failed", "refused", "timeout", "unreachable", "blocked_locally", "error")
+STATUSES = ("ok", "no_answer", "skipped", "dns_failed", "intercepted", "untrusted", "tls_failed", "refused", "timeout",
+            "unreachable", "blocked_locally", "error")
+TLS_KEYS = ("sni", "alpn_offered", "alpn", "tls_version", "cipher", "chain", "chain_source", "root", "chain_verified",
+            "verify_error", "detail", "remedy")
 
 
 def concrete_name(host, names=None, catalog_names=None):
@@ -108,13 +112,37 @@ def udp_exchange(address, port, timeout):
         sock.close()
 
 
-def probe_all(endpoints, names=None, timeout=3.0, concurrency=32, ip_version=0, catalog_names=None):
+def _tls_job(tls_options):
+    from ansible_collections.mdmops.apple.plugins.module_utils._apns._tls import tls_probe
+
+    def run(name, address, port, timeout):
+        res = tls_probe(name, port, address=address, timeout=timeout, **tls_options)
+        tls = dict((k, res[k]) for k in TLS_KEYS)
+        return res["status"], res["latency_ms"], None if res["status"] == OK else res["detail"], tls
+    return run
+
+
+def probe_all(endpoints, names=None, timeout=3.0, concurrency=32, ip_version=0, catalog_names=None, tls=None):
     """Probe catalog endpoints (dicts with service, host, port, protocol).
 
     Names are resolved once each; endpoints sharing a (name, port, protocol)
     are probed once.  Results keep the order of ``endpoints``.
     ``ip_version`` is 4, 6 or 0 (either: the first address getaddrinfo gives).
+    ``tls``: None (TCP connect only) or the TLS layer's options (a dict with
+    ``expected_roots``, ``ca_path``): TCP endpoints on a TLS port then get a
+    handshake (SNI and ALPN from the name), layer ``tls``, and a ``tls`` record.
     """
+    if tls is not None:
+        from ansible_collections.mdmops.apple.plugins.module_utils._apns._tls import is_tls_port
+        tls_run = _tls_job(tls)
+    else:
+        is_tls_port = tls_run = None
+
+    def layer(ep):
+        if ep["protocol"] != "tcp":
+            return ep["protocol"]
+        return "tls" if tls_run and is_tls_port(ep["port"]) else "tcp"
+
     family = {4: socket.AF_INET, 6: socket.AF_INET6}.get(ip_version, 0)
     concrete = [concrete_name(ep["host"], names, catalog_names) for ep in endpoints]
     workers = max(1, min(int(concurrency), 256))
@@ -124,15 +152,23 @@ def probe_all(endpoints, names=None, timeout=3.0, concurrency=32, ip_version=0, 
         jobs = {}
         for ep, name in zip(endpoints, concrete):
             if name and resolved[name][0]:
-                key = (resolved[name][0][0], ep["port"], ep["protocol"])
+                lay = layer(ep)
+                # a TLS probe depends on the name too (SNI, ALPN, interception check)
+                key = (resolved[name][0][0], ep["port"], ep["protocol"], name if lay == "tls" else None)
                 if key not in jobs:
-                    fn = tcp_connect if ep["protocol"] == "tcp" else udp_exchange
-                    jobs[key] = pool.submit(fn, key[0], key[1], timeout)
+                    if lay == "tls":
+                        jobs[key] = pool.submit(tls_run, name, key[0], key[1], timeout)
+                    else:
+                        fn = tcp_connect if ep["protocol"] == "tcp" else udp_exchange
+                        jobs[key] = pool.submit(fn, key[0], key[1], timeout)
         results = []
         for ep, name in zip(endpoints, concrete):
+            lay = layer(ep)
             res = {"service": ep["service"], "host": ep["host"], "name": name, "port": ep["port"],
                    "protocol": ep["protocol"], "addresses": [], "address": None, "status": None,
                    "latency_ms": None, "error": None}
+            if tls_run:
+                res.update(layer=lay, tls=None)
             if not name:
                 res.update(status="skipped", error="wildcard host: give a concrete name for it in `names`")
             else:
@@ -141,8 +177,10 @@ def probe_all(endpoints, names=None, timeout=3.0, concurrency=32, ip_version=0, 
                 if err:
                     res.update(status="dns_failed", error=err)
                 else:
-                    status, latency, error = jobs[(addrs[0], ep["port"], ep["protocol"])].result()
-                    res.update(address=addrs[0], status=status, latency_ms=latency, error=error)
+                    out = jobs[(addrs[0], ep["port"], ep["protocol"], name if lay == "tls" else None)].result()
+                    res.update(address=addrs[0], status=out[0], latency_ms=out[1], error=out[2])
+                    if lay == "tls":
+                        res["tls"] = out[3]
             results.append(res)
     return results
 

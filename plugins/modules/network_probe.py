@@ -17,6 +17,13 @@ description:
     firewall C(reject)), V(timeout) (silently dropped), V(unreachable) (no route, or an ICMP unreachable),
     V(blocked_locally) (the host's own firewall refused to send), V(no_answer) (UDP without a reply, which is
     inconclusive), V(skipped) (a wildcard host with no concrete name to try), V(error).
+  - With O(tls=true), every TCP endpoint on a TLS port (443, 2197, 5223, 8443) gets a TLS handshake instead of a
+    bare connection, with the SNI and ALPN its service uses (APNs couriers C(N-courier.push.apple.com): SNI
+    V(courier.push.apple.com), ALPN V(apns-security-v3); V(api.push.apple.com) and V(api.sandbox.push.apple.com):
+    ALPN V(h2); any other host: SNI the host, ALPN V(h2), V(http/1.1)), and the TLS statuses V(intercepted) (the
+    chain of a push host does not end at O(expected_roots): HTTPS inspection, the issuer found is named),
+    V(untrusted) (the chain does not validate against O(ca_path)) and V(tls_failed) (handshake error, TLS alert,
+    wrong or missing ALPN) join the list; a V(timeout) can then also be a handshake that got no answer.
   - Wildcard hosts are probed through the concrete name each catalog row gives (RV(mdmops.apple.network_info#module:entries[].probe_name),
     for example V(1-courier.push.apple.com) for V(*.push.apple.com)); O(names) overrides those names.
 author:
@@ -48,6 +55,28 @@ options:
         family, on the first address of that family.
     type: int
     choices: [0, 4, 6]
+  tls:
+    description:
+      - Run the TLS layer on every TLS port of the selection (see the description); each such result gets
+        RV(results[].layer=tls) and a RV(results[].tls) record (chain, protocol version, negotiated ALPN, remedy).
+      - Works without the C(cryptography) Python package. The chain is read with
+        C(SSLSocket.get_unverified_chain) (Python 3.10 and later); on older Pythons only the leaf is seen, and
+        interception is then judged by chain validation alone.
+    type: bool
+    default: false
+  expected_roots:
+    description:
+      - Names (common name or full distinguished name, case-insensitive) of the roots the chain of a push host
+        (anything under V(push.apple.com)) must end at; anything else is reported as V(intercepted).
+      - Only used with O(tls=true).
+    type: list
+    elements: str
+    default: ['USERTrust RSA Certification Authority', 'AAA Certificate Services']
+  ca_path:
+    description:
+      - Trust anchors for chain validation with O(tls=true), a PEM file or an OpenSSL hashed directory; default the
+        system trust store. Validation is separate from the interception check.
+    type: path
   fail_on_unreachable:
     description:
       - Fail the task when any probe ends worse than V(ok), V(no_answer) or V(skipped), and when no probe ran
@@ -56,8 +85,9 @@ options:
     default: false
 notes:
   - One result per selected endpoint; endpoints that share an address, port and protocol are probed once.
-  - A TCP connection that succeeds proves the path, not the absence of HTTPS interception; later releases add TLS
-    checks.
+  - A TCP connection that succeeds proves the path, not the absence of HTTPS interception; use O(tls=true) for that.
+  - Apple requires that the push hosts not be inspected; a V(intercepted) result says which CA re-signed them.
+  - A TLS result whose chain fails validation costs a second connection (to read the chain without verifying it).
 seealso:
   - module: mdmops.apple.network_info
   - module: mdmops.apple.egress_firewall
@@ -74,6 +104,13 @@ EXAMPLES = r'''
     services: [device_management]
     timeout: 2
   register: probe
+
+- name: Push hosts, with TLS (SNI, ALPN, chain, HTTPS inspection)
+  mdmops.apple.network_probe:
+    services: [device_management]
+    hosts: ['*.push.apple.com']
+    tls: true
+    fail_on_unreachable: true
 
 - name: Print it
   ansible.builtin.debug:
@@ -117,11 +154,100 @@ results:
       description: Time to connect or to get the UDP answer, in milliseconds.
       type: float
     error:
-      description: What went wrong, when it did.
+      description: What went wrong, when it did (for TLS, the same as RV(results[].tls.detail)).
       type: str
+    layer:
+      description: V(tcp), V(udp) or V(tls) (a TCP endpoint on a TLS port).
+      type: str
+      returned: when O(tls=true)
+    tls:
+      description: The TLS layer's record, for results whose RV(results[].layer) is V(tls) (null otherwise, and when
+        the name did not resolve).
+      type: dict
+      returned: when O(tls=true)
+      contains:
+        sni:
+          description: Server name sent.
+          type: str
+          sample: courier.push.apple.com
+        alpn_offered:
+          description: ALPN protocols offered.
+          type: list
+          elements: str
+          sample: [apns-security-v3]
+        alpn:
+          description: ALPN protocol the server selected (null if none).
+          type: str
+          sample: apns-security-v3
+        tls_version:
+          description: Protocol version negotiated.
+          type: str
+          sample: TLSv1.3
+        cipher:
+          description: Cipher suite negotiated.
+          type: str
+        chain:
+          description: The certificates the server presented, leaf first.
+          type: list
+          elements: dict
+          contains:
+            subject:
+              description: Subject, most specific attribute first.
+              type: str
+            issuer:
+              description: Issuer, most specific attribute first.
+              type: str
+            subject_cn:
+              description: Common name of the subject.
+              type: str
+            issuer_cn:
+              description: Common name of the issuer.
+              type: str
+            not_before:
+              description: Start of validity (ISO 8601, UTC).
+              type: str
+            not_after:
+              description: End of validity (ISO 8601, UTC).
+              type: str
+            sha256:
+              description: SHA-256 fingerprint of the DER certificate (hex).
+              type: str
+            self_signed:
+              description: Whether subject and issuer are the same.
+              type: bool
+            parse_error:
+              description: Set when the certificate could not be read (the fingerprint still is).
+              type: str
+              returned: when it happens
+        chain_source:
+          description: How the chain was read, V(get_unverified_chain), V(_ssl.get_unverified_chain) or V(leaf_only).
+          type: str
+        root:
+          description: The root the chain ends at (issuer of the top certificate, or its subject if self-signed).
+          type: str
+          sample: USERTrust RSA Certification Authority
+        chain_verified:
+          description: Whether the chain validated (with the name) against O(ca_path) or the system store;
+            null when the handshake failed.
+          type: bool
+        verify_error:
+          description: Why validation failed.
+          type: str
+        detail:
+          description: One line on what was found; for V(intercepted) it starts with C(HTTPS inspection on).
+          type: str
+        remedy:
+          description: One line on what to do (empty when V(ok)).
+          type: str
   sample: [{"service": "device_management", "host": "*.push.apple.com", "name": "1-courier.push.apple.com",
             "port": 5223, "protocol": "tcp", "addresses": ["17.57.146.20"], "address": "17.57.146.20",
             "status": "ok", "latency_ms": 0.4, "error": null}]
+remedies:
+  description: For each failed TLS result, C(host:port) and its one-line remedy, e.g. what to exempt from HTTPS
+    inspection and where.
+  returned: when O(tls=true)
+  type: list
+  elements: str
 summary:
   description: Number of results by status.
   returned: always
@@ -138,6 +264,8 @@ table:
   type: list
   elements: str
 '''
+
+import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.mdmops.apple.plugins.module_utils._argspec import (
@@ -172,6 +300,10 @@ def main():
         ip_version=dict(type="int", choices=[0, 4, 6],
                         removed_in_version="2.0.0", removed_from_collection="mdmops.apple"),
         fail_on_unreachable=dict(type="bool", default=False),
+        tls=dict(type="bool", default=False),
+        expected_roots=dict(type="list", elements="str",
+                            default=["USERTrust RSA Certification Authority", "AAA Certificate Services"]),
+        ca_path=dict(type="path"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     p = module.params
@@ -182,6 +314,13 @@ def main():
     problem = check_names(p["names"])
     if problem:
         module.fail_json(msg=problem)
+    roots = [r.strip() for r in p["expected_roots"] or [] if r and r.strip()]
+    if p["tls"] and not roots:
+        module.fail_json(msg="expected_roots is empty: give the names of the roots push hosts must chain to "
+                             "(default 'USERTrust RSA Certification Authority', 'AAA Certificate Services')")
+    if p["ca_path"] and not (os.path.isfile(p["ca_path"]) or os.path.isdir(p["ca_path"])):
+        module.fail_json(msg="ca_path %s is neither a PEM file nor a certificate directory; give the trust anchors "
+                             "to validate chains with, or leave it unset for the system store" % p["ca_path"])
     if p["ip_version"] is not None:
         families = LEGACY_IP_VERSION[p["ip_version"]]
     else:
@@ -194,10 +333,19 @@ def main():
     except CatalogError as exc:
         module.fail_json(msg=str(exc))
     results = probe_all(sel.endpoints(), names=p["names"], timeout=p["timeout"], concurrency=p["concurrency"],
-                        ip_version=families[0] if len(families) == 1 else 0, catalog_names=sel.probe_names())
+                        ip_version=families[0] if len(families) == 1 else 0, catalog_names=sel.probe_names(),
+                        tls=dict(expected_roots=roots, ca_path=p["ca_path"]) if p["tls"] else None)
     failed = [r for r in results if r["status"] not in BENIGN]
     out = dict(changed=False, results=results, summary=summarise(results), failed_probes=failed,
                table=table(results))
+    if p["tls"]:
+        seen = set()
+        out["remedies"] = []
+        for r in failed:
+            key = (r["name"], r["port"])
+            if r.get("tls") and r["tls"]["remedy"] and key not in seen:
+                seen.add(key)
+                out["remedies"].append("%s:%s %s: %s" % (r["name"], r["port"], r["status"], r["tls"]["remedy"]))
     if p["fail_on_unreachable"]:
         if failed:
             module.fail_json(msg="%d of %d probes failed: %s" % (
