@@ -216,9 +216,8 @@ results:
               description: Whether subject and issuer are the same.
               type: bool
             parse_error:
-              description: Set when the certificate could not be read (the fingerprint still is).
+              description: Why the certificate could not be read (the fingerprint still is); null when it was.
               type: str
-              returned: when it happens
         chain_source:
           description: How the chain was read, V(get_unverified_chain), V(_ssl.get_unverified_chain) or V(leaf_only).
           type: str

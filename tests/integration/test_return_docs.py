@@ -59,7 +59,12 @@ def test_network_probe(lab):
     result = ok(run_module("mdmops.apple.network_probe", {
         "services": ["device_management", "device_setup"], "timeout": 1,
         "names": {"*.push.apple.com": "1-courier.push.apple.com"}}, interpreter=lab.interpreter("corp")))
-    check_return_doc("network_probe", result, exhaustive=True)
+    # the TLS layer on the push rows (layer, tls, remedies)
+    tls = ok(run_module("mdmops.apple.network_probe", {
+        "services": ["device_management"], "hosts": ["*.push.apple.com"], "timeout": 1, "tls": True,
+        "ca_path": lab.ca_path, "names": {"*.push.apple.com": "1-courier.push.apple.com"}},
+        interpreter=lab.interpreter("corp")))
+    check_return_doc("network_probe", result, tls, exhaustive=True)
 
 
 @pytest.mark.lab

@@ -189,7 +189,8 @@ def parse_der(der):
     fingerprint and a ``parse_error``.
     """
     info = {"subject": None, "issuer": None, "subject_cn": None, "issuer_cn": None, "not_before": None,
-            "not_after": None, "sha256": hashlib.sha256(der).hexdigest(), "self_signed": None}
+            "not_after": None, "sha256": hashlib.sha256(der).hexdigest(), "self_signed": None,
+            "parse_error": None}
     try:
         data = memoryview(der)
         tag, s, e = _tlv(data, 0)
