@@ -18,10 +18,10 @@ description:
     V(blocked_locally) (the host's own firewall refused to send), V(no_answer) (UDP without a reply, which is
     inconclusive), V(skipped) (a wildcard host with no concrete name to try), V(error).
   - With O(tls=true), every TCP endpoint on a TLS port (443, 2197, 5223, 8443) gets a TLS handshake instead of a
-    bare connection, with the SNI and ALPN its service uses (APNs couriers C(N-courier.push.apple.com): SNI
-    V(courier.push.apple.com), ALPN V(apns-security-v3); V(api.push.apple.com) and V(api.sandbox.push.apple.com):
-    ALPN V(h2); any other host: SNI the host, ALPN V(h2), V(http/1.1)), and the TLS statuses V(intercepted) (the
-    chain of a push host does not end at O(expected_roots): HTTPS inspection, the issuer found is named),
+    bare connection, with the SNI and ALPN its service uses (APNs couriers C(N-courier.push.apple.com) with SNI
+    V(courier.push.apple.com) and ALPN V(apns-security-v3); V(api.push.apple.com) and V(api.sandbox.push.apple.com)
+    with ALPN V(h2); any other host with SNI the host and ALPN V(h2), V(http/1.1)), and the TLS statuses V(intercepted) (the
+    chain of a push host does not end at O(expected_roots), which means HTTPS inspection; the issuer found is named),
     V(untrusted) (the chain does not validate against O(ca_path)) and V(tls_failed) (handshake error, TLS alert,
     wrong or missing ALPN) join the list; a V(timeout) can then also be a handshake that got no answer.
   - Wildcard hosts are probed through the concrete name each catalog row gives (RV(mdmops.apple.network_info#module:entries[].probe_name),
