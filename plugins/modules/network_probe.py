@@ -347,8 +347,9 @@ def main():
                 out["remedies"].append("%s:%s %s: %s" % (r["name"], r["port"], r["status"], r["tls"]["remedy"]))
     if p["fail_on_unreachable"]:
         if failed:
-            module.fail_json(msg="%d of %d probes failed: %s" % (
-                len(failed), len(results),
+            inspected = [r for r in failed if r["status"] == "intercepted"]
+            module.fail_json(msg="%s%d of %d probes failed: %s" % (
+                inspected[0]["error"] + ". " if inspected else "", len(failed), len(results),
                 ", ".join("%s %s/%s %s" % (r["name"] or r["host"], r["port"], r["protocol"], r["status"])
                           for r in failed[:10])), **out)
         if not any(r["status"] != "skipped" for r in results):

@@ -44,6 +44,7 @@ import hashlib
 import os
 import socket
 import ssl
+import threading
 import time
 
 COURIER_SNI = "courier.push.apple.com"
@@ -314,7 +315,21 @@ def peer_chain(sslsock):
     return ([leaf] if leaf else []), "leaf_only"
 
 
+_CONTEXTS = {}
+_CONTEXTS_LOCK = threading.Lock()
+
+
 def context(alpn, verify, ca_path=None):
+    """A client context (shared between threads: loading the trust store once per run, not per probe)."""
+    key = (tuple(alpn or ()), bool(verify), ca_path)
+    with _CONTEXTS_LOCK:
+        ctx = _CONTEXTS.get(key)
+        if ctx is None:
+            ctx = _CONTEXTS[key] = _new_context(alpn, verify, ca_path)
+    return ctx
+
+
+def _new_context(alpn, verify, ca_path=None):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     if verify:
         if ca_path and os.path.isdir(ca_path):

@@ -126,6 +126,7 @@ def test_network_probe_tls_through_ansible(lab, faults, courier_at):
                                                         fail_on_unreachable=True),
                      interpreter=lab.interpreter("corp"))
     assert bad["failed"] and "exception" not in bad, bad["_stdout"]
+    assert bad["msg"].startswith("HTTPS inspection on 7-courier.push.apple.com") and INTERCEPT_CA in bad["msg"]
     tls = [r for r in bad["results"] if r["layer"] == "tls"]
     assert tls and {r["port"] for r in tls} >= {443, 5223}
     assert all(r["status"] == "intercepted" and r["tls"]["root"] == INTERCEPT_CA for r in tls)
