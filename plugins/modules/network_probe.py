@@ -258,7 +258,7 @@ failed_probes:
   type: list
   elements: dict
 table:
-  description: The results as fixed-width lines, for display.
+  description: The results as fixed-width lines, for display (with O(tls=true), the PROTO column says C(tls) for TLS results).
   returned: always
   type: list
   elements: str
