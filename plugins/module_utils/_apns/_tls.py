@@ -74,6 +74,9 @@ REMEDIES = {
                    "Apple requires push hosts not be inspected.",
 }
 
+ALPN_REMEDY = ("{host}:{port} did not negotiate ALPN {alpn}: something between this host and Apple terminates or "
+               "rewrites TLS (a proxy, a load balancer, a firewall's TLS feature); let {host}:{port} pass untouched.")
+
 
 # ---------------------------------------------------------------- endpoints
 def is_courier(host):
@@ -276,9 +279,8 @@ def classify(hs, host, port, expected_roots=DEFAULT_EXPECTED_ROOTS, check_roots=
                      leaf.get("subject_cn"), leaf.get("issuer_cn"), name, alpn_note))
         return "intercepted", detail, _fmt_remedy("intercepted", host=host, issuer=name)
     if alpn_note:
-        reason = "wrong ALPN" + alpn_note
         detail = "TLS with %s:%s completed but is unusable for push%s" % (host, port, alpn_note)
-        return "tls_failed", detail, _fmt_remedy("tls_failed", host=host, port=port, reason=reason[len("wrong ALPN; "):])
+        return "tls_failed", detail, ALPN_REMEDY.format(host=host, port=port, alpn=" or ".join(offered))
     if hs.get("verified") is False:
         detail = "chain of %s:%s (ending at '%s') does not validate against %s: %s" % (
             host, port, name, anchors, hs.get("verify_error"))
