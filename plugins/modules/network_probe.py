@@ -88,6 +88,7 @@ notes:
   - A TCP connection that succeeds proves the path, not the absence of HTTPS interception; use O(tls=true) for that.
   - Apple requires that the push hosts not be inspected; a V(intercepted) result says which CA re-signed them.
   - A TLS result whose chain fails validation costs a second connection (to read the chain without verifying it).
+    With O(tls=true), O(timeout) bounds the connection and each wait of the handshake.
 seealso:
   - module: mdmops.apple.network_info
   - module: mdmops.apple.egress_firewall
