@@ -266,8 +266,10 @@ table:
 '''
 
 import os
+import ssl
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.mdmops.apple.plugins.module_utils._apns._tls import context as tls_context
 from ansible_collections.mdmops.apple.plugins.module_utils._argspec import (
     catalog_selection_spec, check_ip_versions, ip_versions_spec,
 )
@@ -321,6 +323,12 @@ def main():
     if p["ca_path"] and not (os.path.isfile(p["ca_path"]) or os.path.isdir(p["ca_path"])):
         module.fail_json(msg="ca_path %s is neither a PEM file nor a certificate directory; give the trust anchors "
                              "to validate chains with, or leave it unset for the system store" % p["ca_path"])
+    if p["tls"] and p["ca_path"]:
+        try:
+            tls_context(["h2"], True, p["ca_path"])
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            module.fail_json(msg="ca_path %s holds no usable trust anchors (%s); give a PEM file of CA certificates "
+                                 "or an OpenSSL hashed directory" % (p["ca_path"], exc))
     if p["ip_version"] is not None:
         families = LEGACY_IP_VERSION[p["ip_version"]]
     else:

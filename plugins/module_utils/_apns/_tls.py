@@ -338,6 +338,8 @@ def _new_context(alpn, verify, ca_path=None):
             ctx.load_verify_locations(capath=ca_path)
         elif ca_path:
             ctx.load_verify_locations(cafile=ca_path)
+            if not ctx.get_ca_certs():
+                raise ValueError("no CA certificate in %s" % ca_path)
         else:
             ctx.load_default_certs()
     else:

@@ -138,3 +138,14 @@ def test_network_probe_tls_through_ansible(lab, faults, courier_at):
     assert good["_rc"] == 0 and not good["changed"] and good["remedies"] == []
     tls = [r for r in good["results"] if r["layer"] == "tls"]
     assert tls and all(r["status"] == "ok" and r["tls"]["alpn"] == "apns-security-v3" for r in tls), good["table"]
+
+
+@pytest.mark.parametrize("content", [b"not a certificate\n", b""])
+def test_network_probe_refuses_a_ca_path_without_anchors(lab, tmp_path, content):
+    bad = tmp_path / "ca.pem"
+    bad.write_bytes(content)
+    res = run_module("mdmops.apple.network_probe", {"services": ["device_management"], "hosts": ["*.push.apple.com"],
+                                                    "tls": True, "ca_path": str(bad)},
+                     interpreter=lab.interpreter("corp"))
+    assert res["failed"] and "exception" not in res and "Traceback" not in res["_stdout"]
+    assert "ca_path %s holds no usable trust anchors" % bad in res["msg"] and "results" not in res
