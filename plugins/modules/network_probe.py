@@ -69,9 +69,12 @@ options:
       - Names (common name or full distinguished name, case-insensitive) of the roots the chain of a push host
         (anything under V(push.apple.com)) must end at; anything else is reported as V(intercepted).
       - Only used with O(tls=true).
+      - The default holds the provider API's roots (USERTrust since February 2025, AAA Certificate Services
+        before) and Apple's own roots, under which no inspection proxy can issue.
     type: list
     elements: str
-    default: ['USERTrust RSA Certification Authority', 'AAA Certificate Services']
+    default: ['USERTrust RSA Certification Authority', 'AAA Certificate Services', 'Apple Root CA', 'Apple Root CA - G2',
+              'Apple Root CA - G3']
   ca_path:
     description:
       - Trust anchors for chain validation with O(tls=true), a PEM file or an OpenSSL hashed directory; default the
@@ -269,7 +272,7 @@ import os
 import ssl
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.mdmops.apple.plugins.module_utils._apns._tls import context as tls_context
+from ansible_collections.mdmops.apple.plugins.module_utils._apns._tls import DEFAULT_EXPECTED_ROOTS, context as tls_context
 from ansible_collections.mdmops.apple.plugins.module_utils._argspec import (
     catalog_selection_spec, check_ip_versions, ip_versions_spec,
 )
@@ -304,7 +307,7 @@ def main():
         fail_on_unreachable=dict(type="bool", default=False),
         tls=dict(type="bool", default=False),
         expected_roots=dict(type="list", elements="str",
-                            default=["USERTrust RSA Certification Authority", "AAA Certificate Services"]),
+                            default=list(DEFAULT_EXPECTED_ROOTS)),
         ca_path=dict(type="path"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
@@ -319,7 +322,7 @@ def main():
     roots = [r.strip() for r in p["expected_roots"] or [] if r and r.strip()]
     if p["tls"] and not roots:
         module.fail_json(msg="expected_roots is empty: give the names of the roots push hosts must chain to "
-                             "(default 'USERTrust RSA Certification Authority', 'AAA Certificate Services')")
+                             "(see the default in the module documentation)")
     if p["ca_path"] and not (os.path.isfile(p["ca_path"]) or os.path.isdir(p["ca_path"])):
         module.fail_json(msg="ca_path %s is neither a PEM file nor a certificate directory; give the trust anchors "
                              "to validate chains with, or leave it unset for the system store" % p["ca_path"])

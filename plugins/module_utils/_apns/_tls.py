@@ -50,7 +50,11 @@ import time
 COURIER_SNI = "courier.push.apple.com"
 APNS_ALPN = "apns-security-v3"
 PROVIDER_HOSTS = ("api.push.apple.com", "api.sandbox.push.apple.com")
-DEFAULT_EXPECTED_ROOTS = ("USERTrust RSA Certification Authority", "AAA Certificate Services")
+# The provider API chains to USERTrust since February 2025 (AAA Certificate Services before). Apple's
+# own roots are listed too: no inspection proxy can issue under them, and Apple serves some push hosts
+# (couriers) from its own PKI; a chain ending at any of these is not interception.
+DEFAULT_EXPECTED_ROOTS = ("USERTrust RSA Certification Authority", "AAA Certificate Services",
+                          "Apple Root CA", "Apple Root CA - G2", "Apple Root CA - G3")
 # TCP ports of the catalog that speak TLS (HTTPS, APNs couriers, APNs provider API)
 TLS_PORTS = (443, 2197, 5223, 8443)
 STATUSES = ("ok", "intercepted", "untrusted", "tls_failed", "refused", "timeout", "unreachable",
