@@ -2,9 +2,8 @@
 # The older ansible-core releases we support (2.17, 2.18), each in its own virtualenv
 # under .venv-compat/<version> (ansible-core + requirements-compat.txt).
 #   compat.sh setup [VERSION...]   make (or refresh, when the requirements changed) the virtualenvs
-#   compat.sh [VERSION...]         module tests on each: tests/integration (real ansible runs,
-#                                  lab included) except tests/integration/lab (the lab itself
-#                                  does not depend on ansible-core) and the `serial` tests;
+#   compat.sh [VERSION...]         the module tests marked `compat` (real ansible runs, lab
+#                                  included; see tests/integration/conftest.py), not `serial`;
 #                                  unit tests run once, on the current core (scripts/test.sh unit)
 # Lab prefix: $MDMOPS_LAB_PREFIX (default mdmc<version>), plus the xdist worker number.
 set -uo pipefail
@@ -48,6 +47,6 @@ for v in "${versions[@]}"; do
   venv=".venv-compat/$v"
   echo "--- $("$venv/bin/ansible" --version | head -1)"
   MDMOPS_LAB_PREFIX="${MDMOPS_LAB_PREFIX:-mdmc${v//./}}" "$venv/bin/python" -m pytest -p no:cacheprovider \
-    -n "$workers" -m "not serial" --ignore tests/integration/lab tests/integration || rc=1
+    -n "$workers" -m "compat and not serial" tests/integration || rc=1
 done
 exit $rc

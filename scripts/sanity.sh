@@ -12,13 +12,14 @@ if [ "${1:-}" = --core ]; then
   [ -n "${2:-}" ] || { echo "sanity: --core needs a version" >&2; exit 2; }
   if [ -x "$repo/.venv-compat/$2/bin/ansible-test" ]; then
     venv="$repo/.venv-compat/$2"
-  elif ! "$venv/bin/ansible" --version 2>/dev/null | head -1 | grep -q "core $2\."; then
+  elif [[ "$("$venv/bin/ansible" --version 2>/dev/null)" != *"core $2."* ]]; then
     echo "sanity: no ansible-core $2 here (run: bash scripts/compat.sh setup $2)" >&2
     exit 2
   fi
   shift 2
 fi
-echo "sanity: $("$venv/bin/ansible" --version | head -1)"
+version=$("$venv/bin/ansible" --version)
+echo "sanity: ${version%%$'\n'*}"
 root=$(mktemp -d /tmp/mdmops-sanity.XXXXXX)
 trap 'rm -rf "$root"' EXIT
 dest="$root/ansible_collections/mdmops/apple"
@@ -30,7 +31,7 @@ git ls-files -z --cached --others --exclude-standard | (while IFS= read -r -d ''
 # (2.17: 23.1.2; 2.18, 2.19: 24.2). ../shared/tools holds one get-pip.py, which installs
 # whatever pip version ansible-test then names, so it serves under each name.
 bootstrap=$repo/../shared/tools/ansible-test-get-pip.py
-pip_version=$(grep -oE "pip='[0-9.]+'" "$venv"/lib/python3*/site-packages/ansible_test/_internal/python_requirements.py \
+pip_version=$(grep -m1 -oE "pip='[0-9.]+'" "$venv"/lib/python3*/site-packages/ansible_test/_internal/python_requirements.py \
   | head -1 | grep -oE "[0-9.]+[0-9]")
 cache=~/.ansible/test/cache/get_pip_${pip_version//./_}.py
 if [ -f "$bootstrap" ] && [ ! -f "$cache" ]; then

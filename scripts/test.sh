@@ -7,8 +7,8 @@
 #                 each worker with its own lab (prefix <base>l<worker number>)
 #   serial        pytest tests/integration -m serial, alone in one process (firewalld: the one
 #                 system D-Bus socket); none selected is not a failure
-#   compat-2.17   module tests (tests/integration minus tests/integration/lab, not serial) on
-#   compat-2.18   each older ansible-core, in .venv-compat/<version> (scripts/compat.sh)
+#   compat-2.17   module tests (tests/integration marked `compat`, not serial) on each older
+#   compat-2.18   ansible-core, in .venv-compat/<version> (scripts/compat.sh)
 #   sanity-2.17   ansible-test sanity on every supported ansible-core (scripts/sanity.sh)
 #   sanity-2.18
 #   sanity-2.19

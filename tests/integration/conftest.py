@@ -15,6 +15,7 @@ Tests that need something only one process on the machine may use at a time (the
 system D-Bus socket, hence every firewalld test) are marked ``serial``: scripts/test.sh
 runs them alone, after nothing else, in one process.  ``pytestmark = pytest.mark.serial``
 in the module marks a whole file; files named ``test_firewalld*.py`` are marked here.
+Tests marked ``compat`` (COMPAT_PATHS below, or by hand) also run on the older ansible-cores.
 """
 from __future__ import annotations
 
@@ -41,12 +42,21 @@ def _unavailable():
 
 
 SERIAL_FILES = ("test_firewalld",)
+# What the older ansible-cores (scripts/compat.sh) run: where the modules meet ansible-core
+# (argument specs, check/diff mode, the action plugin, return docs, build/install/ansible-doc).
+# Everything under these paths, and any test marked `compat`, gets the marker.
+COMPAT_PATHS = ("certs/", "collection/", "firewall/test_nftables.py", "test_return_docs.py")
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if os.path.basename(str(item.fspath)).startswith(SERIAL_FILES):
+        path = os.path.abspath(str(item.fspath))
+        if os.path.basename(path).startswith(SERIAL_FILES):
             item.add_marker(pytest.mark.serial)
+        rel = os.path.relpath(path, HERE)
+        if rel.startswith(COMPAT_PATHS):
+            item.add_marker(pytest.mark.compat)
 
 
 BASE_PREFIX = os.environ.get("MDMOPS_LAB_PREFIX") or "mdmtest"
