@@ -26,6 +26,14 @@ dest="$root/ansible_collections/mdmops/apple"
 mkdir -p "$dest"
 git ls-files -z --cached --others --exclude-standard | (while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done) \
   | xargs -0 cp --parents -t "$dest"
+# ansible-test keeps its virtualenvs and caches under ~/.ansible/test, one set per requirement
+# hash: two runs at once (two cores side by side in `make test`) would build and delete the
+# same virtualenvs. Each core gets a home of its own for ansible-test, kept between runs.
+core=$("$venv/bin/python" -c 'import ansible.release as r; print(".".join(r.__version__.split(".")[:2]))')
+user_pip_conf=~/.config/pip/pip.conf
+[ ! -f "$user_pip_conf" ] || [ -n "${PIP_CONFIG_FILE:-}" ] || export PIP_CONFIG_FILE=$user_pip_conf
+export HOME="${XDG_CACHE_HOME:-$HOME/.cache}/mdmops-apple/ansible-test-$core"
+mkdir -p "$HOME"
 # ansible-test downloads a pip bootstrap script (get-pip.py) from a host CI cannot reach, into
 # ~/.ansible/test/cache/get_pip_<pip version>.py; each core asks for its own pip version
 # (2.17: 23.1.2; 2.18, 2.19: 24.2). ../shared/tools holds one get-pip.py, which installs
