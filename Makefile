@@ -1,6 +1,7 @@
 # Entry points for people and CI. Everything needs root (network namespaces).
 #   make demo   bring up the built-in lab and run the main playbook against it
-#   make test   every test: unit, lab integration, molecule, ansible-test sanity, ansible-lint, ansible-core 2.17/2.18
+#   make test   every test (scripts/test.sh): unit, lab integration (sharded), firewalld (serial), module tests
+#               and ansible-test sanity on each supported ansible-core, ansible-lint, molecule; a time table at the end
 SHELL := /bin/bash
 PY := .venv/bin/python
 
@@ -32,4 +33,4 @@ lab-down:
 build: deps
 	@.venv/bin/ansible-galaxy collection build --force --output-path dist .
 clean: lab-down
-	rm -rf .venv dist .pytest_cache
+	rm -rf .venv .venv-compat dist .pytest_cache
