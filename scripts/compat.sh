@@ -45,7 +45,8 @@ rc=0
 for v in "${versions[@]}"; do
   setup "$v" || { rc=1; continue; }
   venv=".venv-compat/$v"
-  echo "--- $("$venv/bin/ansible" --version | head -1)"
+  version=$("$venv/bin/ansible" --version)
+  echo "--- ${version%%$'\n'*}"
   MDMOPS_LAB_PREFIX="${MDMOPS_LAB_PREFIX:-mdmc${v//./}}" "$venv/bin/python" -m pytest -p no:cacheprovider \
     -n "$workers" -m "compat and not serial" tests/integration || rc=1
 done
