@@ -52,10 +52,10 @@ declare -A running=()
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-ALL=(unit lab serial)
-for v in "${OLDER_CORES[@]}"; do ALL+=("compat-$v"); done
-ALL+=(lint molecule)
-for v in "${OLDER_CORES[@]}" "$CURRENT_CORE"; do ALL+=("sanity-$v"); done
+# longest first, so that the short ones fill the gaps at the end
+ALL=(lab serial unit "sanity-$CURRENT_CORE")
+for v in "${OLDER_CORES[@]}"; do ALL+=("compat-$v" "sanity-$v"); done
+ALL+=(molecule lint)
 
 steps=()
 if [ $# -eq 0 ]; then
