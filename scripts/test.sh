@@ -27,7 +27,6 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 [ "$(id -u)" = 0 ] || { echo "test: run as root (the lab uses network namespaces)" >&2; exit 1; }
-REPO=$PWD
 export PATH="$PWD/.venv/bin:$PATH"
 export ANSIBLE_LOCALHOST_WARNING=False ANSIBLE_DEPRECATION_WARNINGS=False ANSIBLE_NOCOLOR=1 PY_COLORS=0 NO_COLOR=1
 # the lab must come up here: a lab that cannot start fails the run instead of skipping
@@ -42,6 +41,7 @@ OLDER_CORES=(2.17 2.18)
 work=$(mktemp -d /tmp/mdmops-test.XXXXXX) || exit 1
 MDMOPS_COLLECTIONS_ROOT=$(python lab/collection.py) || exit 1
 export MDMOPS_COLLECTIONS_ROOT ANSIBLE_COLLECTIONS_PATH=$MDMOPS_COLLECTIONS_ROOT
+# shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
   local pid
   for pid in "${!running[@]}"; do kill -- -"$pid" 2>/dev/null; done
@@ -108,7 +108,7 @@ echo "test: ${#steps[@]} steps (${steps[*]}), up to $JOBS at a time; lab prefixe
 total_start=$SECONDS
 
 start_ready() {
-  local i step dep rest=()
+  local step dep rest=()
   for step in "${pending[@]}"; do
     dep=$(needs "$step")
     if [ "${#running[@]}" -lt "$JOBS" ] && { [ -z "$dep" ] || [ -n "${result[$dep]:-}" ] || [[ " ${steps[*]} " != *" $dep "* ]]; }; then

@@ -75,4 +75,3 @@ def connect(lab, targets: Iterable[Target], ns: str = "corp", timeout: float = 1
 def resolve(lab, names: Sequence[str], ns: str = "corp", family: int = 0) -> Dict[str, Union[List[str], str]]:
     """What the resolver of ``ns`` answers for each name (``family`` 4, 6, or 0 for both)."""
     return json.loads(_run(lab, ns, RESOLVE, [family, list(names)], 60 + 10 * len(names)))
-
