@@ -173,5 +173,7 @@ if [ "$passed_n" = 0 ] && [[ " ${steps[*]} " == *" unit "* || " ${steps[*]} " ==
   echo "test: the pytest steps ran no test" >&2
   failed=1
 fi
-echo "tests: $passed_n passed, $failed_n failed, $skipped_n skipped"
+if [[ " ${steps[*]} " =~ \ (unit|lab|serial|compat-[0-9.]+)\  ]]; then
+  echo "tests: $passed_n passed, $failed_n failed, $skipped_n skipped"
+fi
 exit $failed
