@@ -167,6 +167,10 @@ for step in "${steps[@]}"; do
     esac
   done
 done
+if [ -n "${MDMOPS_DEPS_SECONDS:-}" ]; then     # make test: scripts/bootstrap.sh ran first
+  printf '%-14s %-18s %8s\n' "(deps)" ok "$MDMOPS_DEPS_SECONDS"
+  total=$((total + MDMOPS_DEPS_SECONDS))
+fi
 printf '%-14s %-18s %8s\n' total "$([ $failed = 0 ] && echo ok || echo FAILED)" "$total"
 echo
 if [ "$passed_n" = 0 ] && [[ " ${steps[*]} " == *" unit "* || " ${steps[*]} " == *" lab "* ]]; then
