@@ -157,11 +157,11 @@ total=$((SECONDS - total_start))
 
 # the time table, then one closing line with every pytest step's counts added up
 echo
-printf '%-14s %-18s %8s\n' step result seconds
+printf '%-14s %-26s %8s\n' step result seconds
 failed=0
 passed_n=0 failed_n=0 skipped_n=0
 for step in "${steps[@]}"; do
-  printf '%-14s %-18s %8s\n' "$step" "${result[$step]:-not run}" "${took[$step]:-}"
+  printf '%-14s %-26s %8s\n' "$step" "${result[$step]:-not run}" "${took[$step]:-}"
   [ "${result[$step]:-}" = ok ] || failed=1
   line=$(grep -E '^=+ .* in [0-9.]+s' "$work/$step.log" 2>/dev/null | tail -1)
   for kind in passed failed error errors skipped; do
@@ -175,13 +175,13 @@ for step in "${steps[@]}"; do
   done
 done
 for step in "${skipped_by_env[@]}"; do
-  printf '%-14s %-18s %8s\n' "$step" "skipped (MDMOPS_TEST_SKIP)" ""
+  printf '%-14s %-26s %8s\n' "$step" "skipped (MDMOPS_TEST_SKIP)" ""
 done
 if [ -n "${MDMOPS_DEPS_SECONDS:-}" ]; then     # make test: scripts/bootstrap.sh ran first
-  printf '%-14s %-18s %8s\n' "(deps)" ok "$MDMOPS_DEPS_SECONDS"
+  printf '%-14s %-26s %8s\n' "(deps)" ok "$MDMOPS_DEPS_SECONDS"
   total=$((total + MDMOPS_DEPS_SECONDS))
 fi
-printf '%-14s %-18s %8s\n' total "$([ $failed = 0 ] && echo ok || echo FAILED)" "$total"
+printf '%-14s %-26s %8s\n' total "$([ $failed = 0 ] && echo ok || echo FAILED)" "$total"
 echo
 if [ "$passed_n" = 0 ] && [[ " ${steps[*]} " == *" unit "* || " ${steps[*]} " == *" lab "* ]]; then
   echo "test: the pytest steps ran no test" >&2
