@@ -40,7 +40,7 @@ if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; th
   # pip warns about local index folders this machine may not have; keep real errors.
   .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
   .venv/bin/python -m pip install -q -r requirements-dev.txt 2>&1 | grep -v "^WARNING: Location" || true
-  .venv/bin/python -c "import ansible, cryptography, molecule, pytest, httpx, yaml" \
+  .venv/bin/python -c "import ansible, cryptography, molecule, pytest, xdist, httpx, h2, dnslib, yaml" \
     || { echo "bootstrap: .venv is incomplete (see pip's errors above)" >&2; exit 1; }
   echo "$want" > "$stamp"
 fi

@@ -6,8 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "demo: run as root (the lab uses network namespaces)" >&2; exit 1; }
-export ANSIBLE_COLLECTIONS_PATH
-ANSIBLE_COLLECTIONS_PATH=$(.venv/bin/python lab/collection.py)
+# a private collections root for this run (lab/collection.py), removed at the end
+MDMOPS_COLLECTIONS_ROOT=$(.venv/bin/python lab/collection.py)
+export MDMOPS_COLLECTIONS_ROOT ANSIBLE_COLLECTIONS_PATH=$MDMOPS_COLLECTIONS_ROOT
+trap '.venv/bin/python lab/collection.py --remove "$MDMOPS_COLLECTIONS_ROOT"' EXIT
 export PATH="$PWD/.venv/bin:$PATH" ANSIBLE_LOCALHOST_WARNING=False ANSIBLE_DEPRECATION_WARNINGS=False
 .venv/bin/python -m lab up
 inventory=$(.venv/bin/python -m lab status | .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)["inventory"])')

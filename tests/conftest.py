@@ -2,9 +2,10 @@
 
 The collection is importable as ``ansible_collections.mdmops.apple`` only from
 a tree laid out as ``ansible_collections/mdmops/apple``.  Rather than moving the
-checkout, we point a per-checkout symlink at it and put its root on sys.path
-and on ANSIBLE_COLLECTIONS_PATH, so pytest and ansible-playbook both load this
-working tree.
+checkout, lab/collection.py links it from a private temporary directory (reused from
+``$MDMOPS_COLLECTIONS_ROOT`` when scripts/test.sh or the pytest-xdist controller made
+one, removed by whoever made it), put on sys.path and on ANSIBLE_COLLECTIONS_PATH, so
+pytest and ansible-playbook both load this working tree.
 """
 from __future__ import annotations
 

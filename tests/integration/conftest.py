@@ -2,13 +2,20 @@
 
 * ``lab``: a running ``lab.netns.Lab``.  Prefix ``$MDMOPS_LAB_PREFIX`` or
   ``mdmtest`` (so a lab you started by hand with ``python -m lab up`` is not
-  touched).  A lab that was already up is reused and left up; otherwise it is
-  torn down at the end (keep it with ``MDMOPS_LAB_KEEP=1``).
+  touched); under pytest-xdist each worker adds its number (``gw1`` -> ``<prefix>1``)
+  and so gets a lab of its own.  A lab that was already up is reused and left up;
+  otherwise it is torn down at the end (keep it with ``MDMOPS_LAB_KEEP=1``).
 * ``in_ns``: ``in_ns(ns, code)`` runs Python ``code`` inside namespace ``ns``
   and returns the JSON the code printed last.
 
 Without root or ``ip netns`` the lab tests are skipped, unless
 ``MDMOPS_LAB_REQUIRED=1`` (CI) turns that into a failure.
+
+Tests that need something only one process on the machine may use at a time (the
+system D-Bus socket, hence every firewalld test) are marked ``serial``: scripts/test.sh
+runs them alone, after nothing else, in one process.  ``pytestmark = pytest.mark.serial``
+in the module marks a whole file; files named ``test_firewalld*.py`` are marked here.
+Tests marked ``compat`` (COMPAT_PATHS below, or by hand) also run on the older ansible-cores.
 """
 from __future__ import annotations
 
@@ -34,6 +41,40 @@ def _unavailable():
     return None
 
 
+SERIAL_FILES = ("test_firewalld",)
+# What the older ansible-cores (scripts/compat.sh) run: where the modules meet ansible-core.
+# test_return_docs.py runs every module (egress_firewall through its action plugin and the
+# rollback confirmation), collection/ builds, installs and documents it with that core's
+# ansible-galaxy and ansible-doc, certs/ exercises check mode, backups and atomic writes
+# (AnsibleModule APIs). Backend behaviour (nft, iptables, firewalld) does not depend on the
+# core and runs once. Mark a test `compat` by hand when it checks something a core decides
+# (argument spec validation, deprecated aliases, diff output).
+COMPAT_PATHS = ("certs/", "collection/", "test_return_docs.py")
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        path = os.path.abspath(str(item.fspath))
+        if os.path.basename(path).startswith(SERIAL_FILES):
+            item.add_marker(pytest.mark.serial)
+        rel = os.path.relpath(path, HERE)
+        if rel.startswith(COMPAT_PATHS):
+            item.add_marker(pytest.mark.compat)
+
+
+BASE_PREFIX = os.environ.get("MDMOPS_LAB_PREFIX") or "mdmtest"
+
+
+def lab_prefix():
+    """This process's lab prefix: ``$MDMOPS_LAB_PREFIX`` (or mdmtest), plus the xdist worker number."""
+    prefix = BASE_PREFIX
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if worker.startswith("gw"):
+        prefix += worker[2:]
+    return prefix
+
+
 def _skip_or_fail(reason):
     if os.environ.get("MDMOPS_LAB_REQUIRED"):
         pytest.fail("lab required (MDMOPS_LAB_REQUIRED) but unavailable: " + reason)
@@ -45,7 +86,9 @@ def lab():
     reason = _unavailable()
     if reason:
         _skip_or_fail(reason)
-    instance = Lab(os.environ.get("MDMOPS_LAB_PREFIX") or "mdmtest")
+    instance = Lab(lab_prefix())
+    # what the tests start (ansible runs, helpers reading the prefix) uses this worker's lab
+    os.environ["MDMOPS_LAB_PREFIX"] = instance.prefix
     was_up = instance.is_up()
     try:
         instance.up()
