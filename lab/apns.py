@@ -61,7 +61,6 @@ Run: ``python -m lab.apns --config <state>/apns.json`` (inside the net namespace
 from __future__ import annotations
 
 import argparse
-import asyncio
 import collections
 import datetime as _dt
 import json
@@ -72,6 +71,7 @@ import signal
 import socket
 import ssl
 import sys
+import threading
 import time
 import uuid
 from typing import Dict, Optional
@@ -233,6 +233,7 @@ class Emulator:
         self.rate = cfg.get("rate_limit") or RATE_LIMIT
         self.hits: Dict[tuple, collections.deque] = collections.defaultdict(collections.deque)
         self.ctx = self._context()
+        self.lock = threading.Lock()
 
     def _context(self) -> ssl.SSLContext:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -328,19 +329,29 @@ class Emulator:
         return 200, None, {}
 
     # -------------------------------------------------------- connection
-    async def handle(self, reader, writer, environment: str) -> None:
+    def handle(self, raw: socket.socket, environment: str) -> None:
+        """One connection, in its own thread.  The handshake runs on a blocking ``SSLSocket`` so a
+        refused client certificate gets its TLS alert on the wire (asyncio would drop it)."""
         import h2.config
         import h2.connection
         import h2.events
-        sslobj = writer.get_extra_info("ssl_object")
-        peer_der = sslobj.getpeercert(binary_form=True) if sslobj else None
+        raw.settimeout(5)
+        sock = self.ctx.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
+        try:
+            sock.do_handshake()
+        except (ssl.SSLError, OSError) as exc:
+            log.info("%s handshake refused: %s", environment, getattr(exc, "reason", None) or exc)
+            _linger(sock)
+            return
+        sock.settimeout(60)
+        peer_der = sock.getpeercert(binary_form=True)
         conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False, header_encoding="utf-8"))
         conn.initiate_connection()
-        writer.write(conn.data_to_send())
         streams: Dict[int, dict] = {}
         try:
+            sock.sendall(conn.data_to_send())
             while True:
-                data = await asyncio.wait_for(reader.read(65536), 60)
+                data = sock.recv(65536)
                 if not data:
                     return
                 for event in conn.receive_data(data):
@@ -349,34 +360,51 @@ class Emulator:
                     elif isinstance(event, h2.events.DataReceived):
                         conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
                     elif isinstance(event, h2.events.StreamEnded):
-                        hdrs = streams.pop(event.stream_id, {})
-                        result = self.answer(hdrs, peer_der, environment)
-                        log.info("%s %s %s topic=%s -> %s", environment, hdrs.get(":method"), hdrs.get(":path"),
-                                 hdrs.get("apns-topic"), result[:2] if result else "stall")
-                        if result is None:
-                            continue
-                        status, reason, extra = result
-                        apns_id = hdrs.get("apns-id") or str(uuid.uuid4()).upper()
-                        body = b"" if reason is None else json.dumps(dict(extra, reason=reason)).encode()
-                        out = [(":status", str(status)), ("apns-id", apns_id)]
-                        if environment == "sandbox" and status == 200:
-                            out.append(("apns-unique-id", str(uuid.uuid4())))
-                        if body:
-                            out += [("content-type", "application/json"), ("content-length", str(len(body)))]
-                        conn.send_headers(event.stream_id, out, end_stream=not body)
-                        if body:
-                            conn.send_data(event.stream_id, body, end_stream=True)
+                        self._respond(conn, event.stream_id, streams.pop(event.stream_id, {}), peer_der,
+                                      environment)
                     elif isinstance(event, h2.events.ConnectionTerminated):
-                        writer.write(conn.data_to_send())
+                        sock.sendall(conn.data_to_send())
                         return
-                writer.write(conn.data_to_send())
-                await writer.drain()
-        except (ConnectionError, ssl.SSLError, asyncio.TimeoutError, OSError) as exc:
+                sock.sendall(conn.data_to_send())
+        except (ConnectionError, ssl.SSLError, socket.timeout, OSError) as exc:
             log.info("%s connection error %s", environment, exc.__class__.__name__)
         except Exception:  # h2 protocol errors: drop the connection, keep serving
             log.exception("%s connection failed", environment)
         finally:
-            writer.close()
+            sock.close()
+
+    def _respond(self, conn, stream_id: int, hdrs: dict, peer_der, environment: str) -> None:
+        with self.lock:
+            result = self.answer(hdrs, peer_der, environment)
+        log.info("%s %s %s topic=%s -> %s", environment, hdrs.get(":method"), hdrs.get(":path"),
+                 hdrs.get("apns-topic"), result[:2] if result else "stall")
+        if result is None:
+            return
+        status, reason, extra = result
+        apns_id = hdrs.get("apns-id") or str(uuid.uuid4()).upper()
+        body = b"" if reason is None else json.dumps(dict(extra, reason=reason)).encode()
+        out = [(":status", str(status)), ("apns-id", apns_id)]
+        if environment == "sandbox" and status == 200:
+            out.append(("apns-unique-id", str(uuid.uuid4())))
+        if body:
+            out += [("content-type", "application/json"), ("content-length", str(len(body)))]
+        conn.send_headers(stream_id, out, end_stream=not body)
+        if body:
+            conn.send_data(stream_id, body, end_stream=True)
+
+
+def _linger(sock: socket.socket) -> None:
+    """Close after a refused handshake without a reset: the alert already sent stays readable (a close
+    with unread client data would send RST, and the client could see a reset instead of the alert)."""
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        sock.settimeout(1)
+        while socket.socket.recv(sock, 65536):
+            pass
+    except OSError:
+        pass
+    finally:
+        sock.close()
 
 
 def _listen_socket(address: str, port: int) -> socket.socket:
@@ -389,30 +417,34 @@ def _listen_socket(address: str, port: int) -> socket.socket:
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
     sock.bind((address, port))
     sock.listen(256)
-    sock.setblocking(False)
     return sock
 
 
-async def serve(cfg: dict) -> None:
+def _accept_loop(emulator: Emulator, lsock: socket.socket, environment: str) -> None:
+    while True:
+        try:
+            conn, _peer = lsock.accept()
+        except OSError as exc:
+            log.warning("accept: %s", exc)
+            time.sleep(0.1)
+            continue
+        threading.Thread(target=emulator.handle, args=(conn, environment), daemon=True).start()
+
+
+def serve(cfg: dict) -> None:
     emulator = Emulator(cfg)
-    servers = []
     for address, where in cfg["listen"].items():
         for port in cfg["ports"]:
-            env = where["environment"]
-
-            async def handle(reader, writer, env=env):
-                await emulator.handle(reader, writer, env)
-
-            servers.append(await asyncio.start_server(handle, sock=_listen_socket(address, port), ssl=emulator.ctx,
-                                                      ssl_handshake_timeout=5))
+            lsock = _listen_socket(address, port)
+            threading.Thread(target=_accept_loop, args=(emulator, lsock, where["environment"]),
+                             daemon=True).start()
     log.info("ready: %s ports %s", cfg["listen"], cfg["ports"])
-    loop = asyncio.get_running_loop()
-    stop = loop.create_future()
+    stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
-    await stop
-    for server in servers:
-        server.close()
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(1):
+        pass
+    log.info("stopping")
 
 
 def main(argv=None) -> None:
@@ -422,7 +454,7 @@ def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     with open(args.config) as f:
         cfg = json.load(f)
-    asyncio.run(serve(cfg))
+    serve(cfg)
 
 
 if __name__ == "__main__":
