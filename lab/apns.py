@@ -246,7 +246,11 @@ class Emulator:
             with open(os.path.join(self.cfg["pki_dir"], ca + ".pem"), "rb") as f:
                 bundle += f.read()
         bundle += self._crls()
-        ctx.load_verify_locations(cadata=bundle.decode("ascii"))
+        # a file, not cadata: only a file lookup loads the CRLs too
+        path = os.path.join(self.cfg["pki_dir"], "apns-client-trust.pem")
+        with open(path, "wb") as f:
+            f.write(bundle)
+        ctx.load_verify_locations(cafile=path)
         if self.cfg.get("revoked"):
             ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
         return ctx

@@ -213,22 +213,23 @@ def client_context(cert_pem, key_pem, ca_path=None):
     return ctx
 
 
-def _backend(address, port, target_host, connect):
-    """An httpcore network backend dialling ``address`` (or ``connect``) for ``target_host``:``port``."""
+def _backend(address, target_port, target_host, connect):
+    """An httpcore network backend dialling ``address`` (or ``connect``) for ``target_host``:``target_port``."""
     import httpcore
     from httpcore._backends.sync import SyncStream
 
     class Backend(httpcore.SyncBackend):
-        def connect_tcp(self, host, port_, timeout=None, local_address=None, socket_options=None):
-            if host == target_host and port_ == port and (address or connect):
+        def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+            if host == target_host and port == target_port:
                 try:
-                    sock = (connect or _tls.default_connect)(address or host, port_, timeout)
+                    sock = (connect or _tls.default_connect)(address or host, port, timeout)
                 except socket.timeout as exc:
                     raise httpcore.ConnectTimeout(str(exc) or "timed out") from exc
                 except OSError as exc:
                     raise httpcore.ConnectError(str(exc)) from exc
                 return SyncStream(sock)
-            return super().connect_tcp(host, port_, timeout, local_address, socket_options)
+            return super().connect_tcp(host, port, timeout=timeout, local_address=local_address,
+                                       socket_options=socket_options)
     return Backend()
 
 
