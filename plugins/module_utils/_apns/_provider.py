@@ -22,7 +22,9 @@ certificate: expired, revoked, unknown CA), ``wrong_environment``
 (``BadCertificateEnvironment``), ``topic_disallowed`` (``TopicDisallowed``,
 ``BadTopic``, ``MissingTopic``, ``DeviceTokenNotForTopic`` is not: it is ok),
 ``throttled`` (429), ``apns_error`` (5xx), ``timeout``, ``tls_failed``,
-``refused``, plus ``unreachable``/``blocked_locally``/``error`` of ``_probe``.
+``refused``, ``intercepted`` (an answer over a server chain that does not end at
+the expected roots: not from APNs), plus ``unreachable``/``blocked_locally``/
+``error`` of ``_probe``.
 
 ``httpx`` (with ``h2``: ``pip install 'httpx[http2]'``) is imported when a probe
 runs; without it, ``provider_probe`` raises :class:`ProviderUnavailable` with
@@ -53,7 +55,7 @@ DUMMY_TOKEN = "0" * 64
 ENDPOINTS = {"production": "api.push.apple.com", "sandbox": "api.sandbox.push.apple.com"}
 PORTS = (443, 2197)
 STATUSES = ("ok", "certificate_rejected", "wrong_environment", "topic_disallowed", "throttled", "apns_error",
-            "timeout", "tls_failed", "refused", "unreachable", "blocked_locally", "error")
+            "timeout", "tls_failed", "intercepted", "refused", "unreachable", "blocked_locally", "error")
 
 ACCEPTED_400 = ("BadDeviceToken", "DeviceTokenNotForTopic", "BadCollapseId", "BadExpirationDate",
                 "BadMessageId", "BadPriority", "PayloadEmpty", "PayloadTooLarge", "InvalidPushType")
@@ -81,6 +83,7 @@ REMEDIES = {
     "refused": _tls.REMEDIES["refused"],
     "unreachable": _tls.REMEDIES["unreachable"],
     "blocked_locally": _tls.REMEDIES["blocked_locally"],
+    "intercepted": _tls.REMEDIES["intercepted"],
     "error": "Unexpected answer or error from {host}:{port} ({reason}); see detail.",
 }
 
@@ -96,6 +99,7 @@ class ProviderUnavailable(RuntimeError):
 
 # ---------------------------------------------------------------- classification (pure)
 def remedy(status, **kw):
+    kw.setdefault("issuer", "")
     kw.setdefault("reason", "")
     kw.setdefault("topic", "")
     kw.setdefault("environment", "")
@@ -244,8 +248,17 @@ def _headers(host, port, topic):
 
 
 def provider_probe(host, port, address=None, cert_pem=None, key_pem=None, topic=None, environment=None,
-                   timeout=5.0, ca_path=None, proxy=None, connect=None, token=DUMMY_TOKEN):
+                   timeout=5.0, ca_path=None, proxy=None, connect=None, token=DUMMY_TOKEN,
+                   expected_roots=_tls.DEFAULT_EXPECTED_ROOTS):
     """One ``POST /3/device/<token>`` to ``host``:``port`` (dialled at ``address`` if given).
+
+    ``cert_pem`` (the certificate, then its chain) and ``key_pem`` (unencrypted)
+    are bytes, see :func:`client_material`.  ``proxy`` (``http://[user:pass@]host:port``)
+    goes to httpx, which tunnels with CONNECT and lets the proxy resolve ``host``
+    (``address`` is then not used); ``connect(address, port, timeout) -> socket``
+    replaces the TCP connection (a proxy layer's tunnel).  ``expected_roots``
+    as in ``_tls``: an answer over a server chain ending elsewhere did not come
+    from APNs, the status is then ``intercepted``.
 
     Returns a dict: status, http_status, reason, apns_id, latency_ms, remedy,
     detail, plus host, port, address, topic, environment, http_version,
@@ -269,8 +282,11 @@ def provider_probe(host, port, address=None, cert_pem=None, key_pem=None, topic=
     url = "https://%s:%d/3/device/%s" % (host, port, token)
     try:
         transport = httpx.HTTPTransport(verify=ctx, http1=False, http2=True, retries=0, proxy=proxy)
-        pool = getattr(transport, "_pool", None)
-        if (address or connect) and not proxy and pool is not None and hasattr(pool, "_network_backend"):
+        if (address or connect) and not proxy:
+            pool = getattr(transport, "_pool", None)
+            if not hasattr(pool, "_network_backend"):   # httpx/httpcore changed: never dial another address
+                raise ProviderUnavailable("this httpx/httpcore version (httpx %s) cannot dial a given address; "
+                                          "install httpx 0.23 to 0.28" % getattr(httpx, "__version__", "?"))
             pool._network_backend = _backend(address, port, host, connect)
         with httpx.Client(transport=transport, timeout=httpx.Timeout(timeout), trust_env=False) as client:
             response = client.post(url, headers=headers, content=body)
@@ -291,6 +307,14 @@ def provider_probe(host, port, address=None, cert_pem=None, key_pem=None, topic=
             host, port, environment, status_code, reason or "(empty body)")
         if status == "ok" and reason == "BadDeviceToken":
             detail += ": certificate and topic '%s' accepted (the dummy token is not a device)" % topic
+        root = result["root"]
+        if root and expected_roots and not _tls.root_matches(root, None, expected_roots):
+            status = "intercepted"
+            fmt.update(issuer=root)
+            detail = ("HTTPS inspection on %s:%s: the server chain ends at '%s', not at %s, so this answer (%s %s) "
+                      "did not come from APNs; Apple requires these hosts not be inspected"
+                      % (host, port, root, " or ".join("'%s'" % r for r in expected_roots), status_code,
+                         reason or "no reason"))
     except ProviderUnavailable:
         raise
     except Exception as exc:  # classified below: every network, TLS and HTTP/2 failure becomes a status

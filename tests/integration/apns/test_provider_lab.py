@@ -174,3 +174,9 @@ def test_intercepting_middlebox_is_tls_failed(lab, push_pki, probe):
     finally:
         lab.stop("fault-intercept")
     assert res["status"] == "tls_failed" and "server certificate not trusted" in res["detail"]
+
+
+@pytest.mark.parametrize("host", [PROD, SANDBOX])
+def test_ipv6_address(lab, push_pki, probe, host):
+    res = probe(push_pki.push(), host, 2197, address=lab.resolve(host)[1])
+    assert res["status"] == "ok" and res["reason"] == "BadDeviceToken", res["detail"]
