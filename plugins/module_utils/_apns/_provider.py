@@ -211,7 +211,8 @@ def client_context(cert_pem, key_pem, ca_path=None):
     path = os.path.join(workdir, "client.pem")
     try:
         create_exclusive(path, bytes(key_pem) + b"\n" + bytes(cert_pem))
-        ctx.load_cert_chain(path)
+        # never let OpenSSL prompt on a terminal for an encrypted key: the key given must be decrypted
+        ctx.load_cert_chain(path, password=lambda: b"")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return ctx
@@ -286,7 +287,7 @@ def provider_probe(host, port, address=None, cert_pem=None, key_pem=None, topic=
             pool = getattr(transport, "_pool", None)
             if not hasattr(pool, "_network_backend"):   # httpx/httpcore changed: never dial another address
                 raise ProviderUnavailable("this httpx/httpcore version (httpx %s) cannot dial a given address; "
-                                          "install httpx 0.23 to 0.28" % getattr(httpx, "__version__", "?"))
+                                          "install httpx 0.27 or 0.28" % getattr(httpx, "__version__", "?"))
             pool._network_backend = _backend(address, port, host, connect)
         with httpx.Client(transport=transport, timeout=httpx.Timeout(timeout), trust_env=False) as client:
             response = client.post(url, headers=headers, content=body)

@@ -156,3 +156,8 @@ def test_missing_httpx_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_h2)
     with pytest.raises(p.ProviderUnavailable, match=r"httpx\[http2\]"):
         p.provider_probe("api.push.apple.com", 443, cert_pem=b"", key_pem=b"")
+
+
+def test_an_encrypted_key_is_an_error_not_a_prompt(push):
+    with pytest.raises(ssl.SSLError):
+        p.client_context(push.cert_pem(), push.key_pem(b"pw"))
