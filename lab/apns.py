@@ -48,7 +48,9 @@ in the lab state directory on every request (``set_fault``/``clear_faults``)::
      "*": "stall"}
 
 ``"stall"`` reads the request and never answers (a client timeout).  A fault is
-applied after TLS, before the certificate and topic checks.
+applied after TLS, before the certificate and topic checks.  ``configure(lab,
+devices=..., revoked=..., rate_limit=...)`` rewrites ``apns.json``; the running
+emulator reloads it on the next connection (no restart).
 
 Trust: the lab push PKI (``pki/push_*.pem``, written by ``prepare``): "Apple
 Root CA", "Apple Application Integration 2 Certification Authority" and the
@@ -163,17 +165,24 @@ def prepare(lab) -> str:
     return path
 
 
-def start(lab, **changes) -> int:
-    """(Re)start the emulator in net; ``changes`` update the config first (``devices=[...]``,
-    ``revoked=[serial, ...]``, ``rate_limit={"requests": n, "seconds": s}``)."""
+def configure(lab, **changes) -> None:
+    """Change the running emulator's config: ``devices=[token, ...]`` (answered 200),
+    ``revoked=[serial, ...]`` (TLS alert), ``rate_limit={"requests": n, "seconds": s}``.
+    Applies from the next connection (no restart)."""
     path = prepare(lab)
-    if changes:
-        with open(path) as f:
-            cfg = json.load(f)
-        cfg.update(changes)
-        with open(path, "w") as f:
-            json.dump(cfg, f, indent=2, sort_keys=True)
-    return lab.spawn("net", "apns", [sys.executable, "-m", "lab.apns", "--config", path], tcp_ports=PORTS)
+    with open(path) as f:
+        cfg = json.load(f)
+    cfg.update(changes)
+    with open(path + ".tmp", "w") as f:
+        json.dump(cfg, f, indent=2, sort_keys=True)
+    os.replace(path + ".tmp", path)
+
+
+def start(lab, **changes) -> int:
+    """(Re)start the emulator in net (``Lab.up`` does); ``changes`` as ``configure``."""
+    configure(lab, **changes)
+    return lab.spawn("net", "apns", [sys.executable, "-m", "lab.apns", "--config", lab.path("apns.json")],
+                     tcp_ports=PORTS)
 
 
 def set_fault(lab, topic: str, fault) -> None:
@@ -224,16 +233,31 @@ def cert_topic(cert) -> Optional[str]:
 
 
 class Emulator:
-    def __init__(self, cfg: dict) -> None:
+    def __init__(self, config_path: str) -> None:
+        self.path = config_path
+        self.stamp = None
+        self.lock = threading.Lock()
+        self.hits: Dict[tuple, collections.deque] = collections.defaultdict(collections.deque)
+        self.reload()
+
+    def reload(self) -> None:
+        """(Re)read the config: a changed ``apns.json`` (``configure``) applies from the next connection."""
         from cryptography import x509
+        st = os.stat(self.path)
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if stamp == self.stamp:
+            return
+        with open(self.path) as f:
+            cfg = json.load(f)
         self.cfg = cfg
         with open(os.path.join(cfg["pki_dir"], "push_aai2.pem"), "rb") as f:
             self.aai2 = x509.load_pem_x509_certificate(f.read())
         self.devices = set(t.lower() for t in cfg.get("devices", []))
         self.rate = cfg.get("rate_limit") or RATE_LIMIT
-        self.hits: Dict[tuple, collections.deque] = collections.defaultdict(collections.deque)
         self.ctx = self._context()
-        self.lock = threading.Lock()
+        self.stamp = stamp
+        log.info("config loaded: devices %d, revoked %s, rate_limit %s", len(self.devices), cfg.get("revoked"),
+                 self.rate)
 
     def _context(self) -> ssl.SSLContext:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -340,7 +364,10 @@ class Emulator:
         import h2.connection
         import h2.events
         raw.settimeout(5)
-        sock = self.ctx.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
+        with self.lock:
+            self.reload()
+            ctx = self.ctx
+        sock = ctx.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
         try:
             sock.do_handshake()
         except (ssl.SSLError, OSError) as exc:
@@ -435,8 +462,9 @@ def _accept_loop(emulator: Emulator, lsock: socket.socket, environment: str) -> 
         threading.Thread(target=emulator.handle, args=(conn, environment), daemon=True).start()
 
 
-def serve(cfg: dict) -> None:
-    emulator = Emulator(cfg)
+def serve(config_path: str) -> None:
+    emulator = Emulator(config_path)
+    cfg = emulator.cfg
     for address, where in cfg["listen"].items():
         for port in cfg["ports"]:
             lsock = _listen_socket(address, port)
@@ -456,9 +484,7 @@ def main(argv=None) -> None:
     parser.add_argument("--config", required=True, help="apns.json written by lab.apns.prepare")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    with open(args.config) as f:
-        cfg = json.load(f)
-    serve(cfg)
+    serve(args.config)
 
 
 if __name__ == "__main__":

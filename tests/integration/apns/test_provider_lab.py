@@ -142,11 +142,12 @@ def test_stalled_answer_is_a_timeout(lab, push_pki, probe):
 
 @pytest.fixture
 def strict_emulator(lab, push_pki):
-    """The emulator restarted with a revoked certificate and a rate limit of one request per token and topic."""
+    """The emulator reconfigured (no restart) with a revoked certificate and a rate limit of one request
+    per token and topic (other tests use a topic once per environment, so they do not notice)."""
     revoked = push_pki.push()
-    apns.start(lab, revoked=[revoked.cert.serial_number], rate_limit={"requests": 1, "seconds": 600})
+    apns.configure(lab, revoked=[revoked.cert.serial_number], rate_limit={"requests": 1, "seconds": 600})
     yield revoked
-    apns.start(lab, revoked=[], rate_limit=apns.RATE_LIMIT)
+    apns.configure(lab, revoked=[], rate_limit=apns.RATE_LIMIT)
 
 
 def test_revoked_and_throttled(push_pki, probe, strict_emulator):
