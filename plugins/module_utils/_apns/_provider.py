@@ -206,6 +206,8 @@ def _import_httpx():
 def client_context(cert_pem, key_pem, ca_path=None):
     """An ssl client context verifying the server against ``ca_path`` (default: the system store), holding
     the client certificate; the PEM goes through a 0600 temporary file that is deleted at once."""
+    if not cert_pem or not key_pem:
+        raise ValueError("the provider layer needs the push certificate and its private key")
     ctx = _tls._new_context(["h2"], True, ca_path)
     workdir = tempfile.mkdtemp(prefix="mdmops-apns-")      # 0700
     path = os.path.join(workdir, "client.pem")

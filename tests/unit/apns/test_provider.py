@@ -161,3 +161,8 @@ def test_missing_httpx_is_a_clear_error(monkeypatch):
 def test_an_encrypted_key_is_an_error_not_a_prompt(push):
     with pytest.raises(ssl.SSLError):
         p.client_context(push.cert_pem(), push.key_pem(b"pw"))
+
+
+def test_no_certificate_is_an_error_result():
+    res = p.provider_probe("api.push.apple.com", 443, address="192.0.2.1", cert_pem=None, key_pem=None, timeout=0.1)
+    assert res["status"] == "error" and "private key" in res["detail"] and res["remedy"]
