@@ -44,7 +44,9 @@ NETWORK_POOL = {"apple": "apple", "cdn": "cdn", "third_party": "cdn", "internet"
 LOCAL_PREFIXES = ("17.0.0.0/8", "203.0.113.0/24", "198.51.100.0/24",
                   "2620:149::/32", "2001:db8:cd::/48", "2001:db8:100::/48")
 # Names the lab always serves besides the catalog (non-Apple Internet for negative tests).
-DEFAULT_RECORDS: Dict[str, str] = {"*.example.com": "internet"}
+# api.sandbox.push.apple.com is only covered by the catalog's *.push.apple.com (shared with the
+# couriers); it gets an address of its own so the lab APNs emulator (lab/apns.py) can answer there.
+DEFAULT_RECORDS: Dict[str, str] = {"*.example.com": "internet", "api.sandbox.push.apple.com": "apple"}
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 

@@ -297,6 +297,8 @@ class Lab:
         self.spawn("net", "listeners", [sys.executable, "-m", "lab.listeners",
                                         "--config", self.path("listeners.json")],
                    tcp_ports=tcp, udp_ports=udp)
+        from lab import apns
+        apns.start(self)        # the APNs provider API on api(.sandbox).push.apple.com:443/2197
         self._client_files()
         self._wait_links()
         self._write_json("lab.json", {
@@ -309,7 +311,7 @@ class Lab:
             "ports": {"tcp": tcp, "udp": udp, "test_tcp": list(TEST_TCP_PORTS)},
             "pools": addresses.POOLS, "local_prefixes": list(addresses.LOCAL_PREFIXES),
             "internet_address": INTERNET_ADDRESS,
-            "pids": {n: self.pid(n) for n in ("dnsmasq", "listeners")},
+            "pids": {n: self.pid(n) for n in ("dnsmasq", "listeners", "apns")},
             "seconds_to_up": round(time.monotonic() - t0, 2)})
 
     def _network(self) -> None:

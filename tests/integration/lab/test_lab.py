@@ -179,15 +179,17 @@ def test_tcp_ports_of_apple_names_answer(lab, in_ns):
         assert addr in lab.resolve(host)
 
 
-def test_tls_api_push_chains_to_usertrust(lab, in_ns):
-    out = in_ns("corp", code(HTTPS, ca=lab.ca_path, host="api.push.apple.com", port=443,
+# api.push.apple.com and api.sandbox.push.apple.com are served by the APNs emulator (lab/apns.py, its own
+# tests: tests/integration/apns/test_provider_lab.py); other push names by the generic listeners.
+def test_tls_push_host_chains_to_usertrust(lab, in_ns):
+    out = in_ns("corp", code(HTTPS, ca=lab.ca_path, host="gateway.push.apple.com", port=443,
                              alpn=["http/1.1"]))
-    v4, v6 = lab.resolve("api.push.apple.com")
+    v4, v6 = lab.resolve("gateway.push.apple.com")
     for result, addr in zip(out, (v4, v6)):
         assert result["top"] == "USERTrust RSA Certification Authority"
         assert result["len"] == 3               # leaf, lab "Apple Public Server" CA, USERTrust root
         assert result["status"] == "HTTP/1.1 200 OK" and result["alpn"] == "http/1.1"
-        assert result["body"] == dict(result["body"], lab="mdmlab", host="api.push.apple.com", port=443,
+        assert result["body"] == dict(result["body"], lab="mdmlab", host="gateway.push.apple.com", port=443,
                                       tls=True, addr=addr, path="/probe")
 
 
@@ -195,7 +197,7 @@ def test_http2_and_courier_alpn(lab, in_ns):
     got = in_ns("corp", code("""
         import httpx, socket, ssl
         with httpx.Client(http2=True, verify=ca) as client:
-            r = client.post("https://api.push.apple.com:2197/3/device/00", json={})
+            r = client.post("https://gateway.push.apple.com:2197/3/device/00", json={})
         ctx = ssl.create_default_context(cafile=ca)
         ctx.set_alpn_protocols(["apns-security-v3"])
         with ctx.wrap_socket(socket.create_connection(("7-courier.push.apple.com", 5223), timeout=5),
@@ -280,10 +282,10 @@ def test_internet_negative_target_answers(lab, in_ns):
 def test_dev_reaches_net_through_corp(lab, in_ns):
     got = in_ns("dev", code("""
         import httpx
-        print(json.dumps([httpx.get("https://api.push.apple.com/", verify=ca).json(),
+        print(json.dumps([httpx.get("https://gateway.push.apple.com/", verify=ca).json(),
                           httpx.get("http://[%s]/" % v6).json()]))
     """, ca=lab.ca_path, v6=lab.resolve("captive.apple.com")[1]))
-    assert got[0]["peer"] == "100.64.1.2" and got[0]["host"] == "api.push.apple.com"
+    assert got[0]["peer"] == "100.64.1.2" and got[0]["host"] == "gateway.push.apple.com"
     assert got[1]["peer"] == "fd64:1::2"
     assert lab.run("corp", ["sysctl", "-n", "net.ipv4.ip_forward"]).stdout.strip() == "1"
 
