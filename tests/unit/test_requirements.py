@@ -11,7 +11,8 @@ import yaml
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # import name -> distribution name, where they differ
-DISTRIBUTIONS = {"yaml": "pyyaml"}
+# (httpcore and h2 are what httpx[http2] installs; the provider probe uses them through httpx)
+DISTRIBUTIONS = {"yaml": "pyyaml", "httpcore": "httpx", "h2": "httpx"}
 
 
 def third_party_imports(top):
