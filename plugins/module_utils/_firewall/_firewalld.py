@@ -93,8 +93,7 @@ _NOT_RUNNING = ("not running", "Failed to connect", "org.freedesktop.DBus.Error"
 # snapshot's files back and reload.  Keep in step with FirewalldBackend._install.
 _RESTORE_SCRIPT = r"""
 import json, os, re, subprocess, sys
-with open(sys.argv[1]) as f:
-    snap = json.load(f)
+snap = json.load(sys.stdin if sys.argv[1] == "-" else open(sys.argv[1]))
 pattern = re.compile(snap["pattern"])
 for sub in ("policies", "ipsets"):
     folder = os.path.join(snap["config_dir"], sub)
@@ -222,7 +221,7 @@ class FirewalldBackend(Backend):
         return "%s-%s-v%d" % (self.policy, kind, fam)
 
     def _check_plan(self, plan):
-        if plan.mark and plan.path == "output":
+        if plan.mark and plan.hook == "output":
             raise FirewallError("mark is not supported by the firewalld backend on path output: firewalld sets marks "
                                 "only in its mangle PREROUTING chains, which the host's own traffic never passes; "
                                 "use backend nftables or iptables for marks on output, or drop mark")
@@ -231,7 +230,7 @@ class FirewalldBackend(Backend):
                                 % (MAX_IPSET_NAME, len(plan.dyn_groups)))
 
     def _policy_head(self, plan):
-        ingress = "HOST" if plan.path == "output" else self.ingress_zone
+        ingress = "HOST" if plan.hook == "output" else self.ingress_zone
         target = "REJECT" if plan.policy == "drop" else "CONTINUE"
         return ingress, "ANY", PRIORITY, target
 
@@ -239,20 +238,20 @@ class FirewalldBackend(Backend):
         """Our rules as tuples (label, family, destination, element, action), in state order."""
         out = []
         accept = ("mark", _mark(plan)) if plan.mark else None
-        if plan.policy == "drop":
-            if plan.allow_icmp:
+        for intent in plan.kept():
+            kind = intent["kind"]
+            if kind == "icmp":
                 out.append(("icmp", None, None, ("protocol", "icmp"), "accept"))
                 out.append(("icmp", None, None, ("protocol", "ipv6-icmp"), "accept"))
-            if plan.dns_servers:
-                for server in plan.dns_servers:
-                    fam = ipaddress.ip_address(server).version
-                    if fam in plan.families:
-                        out.append(("dns", fam, ("address", server), ("service", "dns"), "accept"))
-            else:
+            elif kind == "dns" and intent["family"] is None:
                 out.append(("dns", None, None, ("service", "dns"), "accept"))
-            for fam in plan.families:
-                if plan.keep_networks[fam]:
-                    out.append(("keep", fam, ("ipset", self.ipset("keep", fam)), None, "accept"))
+            elif kind == "dns":
+                for server in intent["servers"]:
+                    out.append(("dns", intent["family"], ("address", server), ("service", "dns"), "accept"))
+            elif kind == "keep":
+                fam = intent["family"]
+                out.append(("keep", fam, ("ipset", self.ipset("keep", fam)), None, "accept"))
+            # loopback, established and pickup: firewalld's own filter_OUTPUT/filter_FORWARD accept them first
         for fam in plan.families:
             out.append(("allow", fam, ("ipset", self.ipset("allow", fam)), None, "accept"))
             if accept:
@@ -511,8 +510,8 @@ class FirewalldBackend(Backend):
             raise FirewallError("restoring the previous firewalld configuration failed: %s; check %s and run "
                                 "firewall-cmd --reload" % (problem, self.config_dir))
 
-    def restore_commands(self, snapshot_path):
-        return [[sys.executable, "-c", _RESTORE_SCRIPT, snapshot_path]]
+    def restore_commands(self):
+        return [[sys.executable, "-c", _RESTORE_SCRIPT, "-"]]
 
     def remove(self):
         if not self._files(with_backups=True):
