@@ -68,6 +68,7 @@ def _restore_commands(backend, which):
 
 def confirm(p, backend):
     """Confirm ``confirm_token`` and do nothing else."""
+    _rollback.crash_point("confirm")     # test hook: the confirmation never reaches the host
     owner = _rollback.token_owner(p["confirm_token"])
     if owner != (backend.name, backend.table):
         raise FirewallError("confirm_token %s belongs to backend %s, table %s: pass the same backend and table "
@@ -75,7 +76,6 @@ def confirm(p, backend):
     state_dir = _state_dir(p)
     with _rollback.Lock(state_dir, backend.name, backend.table, p["lock_timeout"]):
         status = _rollback.confirm(p["confirm_token"], state_dir)
-        _rollback.crash_point("confirm")
         _rollback.prune(state_dir, backend.name, backend.table, p["keep_snapshots"])
     result = {"changed": False, "backend": backend.name,
               "rollback": {"token": p["confirm_token"], "pending": False, "status": status}}
