@@ -120,9 +120,12 @@ def test_an_unusable_state_dir_fails_before_anything_changes(lab, corp, tmp_path
     assert ruleset(lab) == corp
 
 
-def test_two_concurrent_applies_end_consistent(lab, corp, state_dir):
-    variants = [dict(DROP, state_dir=state_dir, rollback_timeout=0),
-                dict(DROP, services=DM + ["device_setup"], state_dir=state_dir, rollback_timeout=0)]
+@pytest.mark.parametrize("backend", ["nftables", "iptables"])
+def test_two_concurrent_applies_end_consistent(lab, corp, state_dir, backend):
+    variants = [dict(DROP, backend=backend, state_dir=state_dir, rollback_timeout=0),
+                dict(DROP, backend=backend, services=DM + ["device_setup"], state_dir=state_dir, rollback_timeout=0)]
+    if backend == "iptables":
+        lab.run("corp", ["nft", "flush", "ruleset"], check=True)
     for _round in range(3):
         results = [None, None]
 
@@ -138,6 +141,10 @@ def test_two_concurrent_applies_end_consistent(lab, corp, state_dir):
         # whichever ran last owns the table, and it is exactly its plan: re-running it changes nothing
         last = [apply(lab, v, check=True)["changed"] for v in variants]
         assert last.count(False) == 1, last
+    if backend == "iptables":
+        sets = lab.run("corp", ["ipset", "list", "-n"], check=True).stdout.split()
+        assert not [s for s in sets if s.startswith("mdmops-apple") and not s.endswith(("-v4", "-v6"))], sets
+        assert apply(lab, {"backend": "iptables", "state": "absent", "state_dir": state_dir})["changed"] is True
 
 
 def test_a_stale_timer_never_undoes_a_confirmed_change(lab, corp, state_dir):
