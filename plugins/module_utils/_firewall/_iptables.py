@@ -90,6 +90,20 @@ for cmd in ("iptables", "ip6tables"):
         lines += ["-F " + chain, "-X " + chain]
     if lines:
         run([cmd + "-restore", "--noflush"], "\n".join(["*filter"] + lines + ["COMMIT", ""]))
+    # iptables-nft creates a built-in chain (and its table) the first time a rule goes in; once our jump is
+    # gone, an empty one with policy ACCEPT filters nothing: remove it, so the ruleset reads as before
+    left = set(j[0] for j in jumps) - set(j[0] for j in want["jumps"])
+    if left and "nf_tables" in run([cmd, "-V"]):
+        family = "ip" if cmd == "iptables" else "ip6"
+        save = run([cmd + "-save", "-t", "filter"]).splitlines()
+        for hook in sorted(left):
+            if ":%s ACCEPT" % hook in [line.split(" [")[0] for line in save] \
+                    and not [line for line in save if line.startswith("-A %s " % hook)]:
+                subprocess.run(["nft", "delete", "chain", family, "filter", hook], capture_output=True, check=False)
+        listing = subprocess.run(["nft", "list", "table", family, "filter"], capture_output=True, text=True,
+                                 check=False)
+        if listing.returncode == 0 and "chain " not in listing.stdout and "set " not in listing.stdout:
+            subprocess.run(["nft", "delete", "table", family, "filter"], capture_output=True, check=False)
 for name in run(["ipset", "list", "-n"]).split():
     if re.match(doc["ours"], name) and name not in doc["keep"]:
         run(["ipset", "destroy", name], tries=30)   # nf_tables may release a set reference a moment late

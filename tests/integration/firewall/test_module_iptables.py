@@ -47,3 +47,12 @@ def test_iptables_module_end_to_end(lab, corp):
     gone = apply(lab, {"backend": "iptables", "state": "absent"})
     assert gone["changed"] is True
     assert saves(lab) == corp
+
+
+@pytest.mark.parametrize("hook", ["output", "forward"])
+def test_absent_after_either_hook_leaves_no_empty_builtin_chain(lab, corp, hook):
+    before = lab.run("corp", ["nft", "list", "ruleset"], check=True).stdout
+    res = apply(lab, dict(ARGS, hook=hook, rollback_timeout=0))
+    assert res["changed"] is True and not res["failed"], res
+    assert apply(lab, {"backend": "iptables", "state": "absent"})["changed"] is True
+    assert lab.run("corp", ["nft", "list", "ruleset"], check=True).stdout == before
