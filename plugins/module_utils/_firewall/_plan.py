@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import re
 import socket
 
 from ansible_collections.mdmops.apple.plugins.module_utils._catalog import (
@@ -29,6 +30,9 @@ POLICIES = ("accept", "drop")
 DEFAULT_TABLE = "mdmops_apple"
 DYN_TIMEOUT = 3600          # seconds an address learnt by the DNS-fed sets stays
 PUSH_HOSTS = ("*.push.apple.com", "api.push.apple.com")
+LIMITS = {"extra": 10000, "exclude": 10000, "keep_addresses": 10000, "dns_servers": 64}
+MAX_PORTS = 1024
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)(?!-)[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})*\.?$")
 
 
 class FirewallError(ValueError):
@@ -220,6 +224,13 @@ def validate_params(p):
             or any(isinstance(f, bool) for f in families):
         raise FirewallError("ip_versions must list 4 and/or 6, got %r" % (p.get("ip_versions"),))
     families = sorted(set(families))
+    for option, limit in LIMITS.items():
+        value = p.get(option) or []
+        if not isinstance(value, list):
+            raise FirewallError("%s must be a list, got %s" % (option, type(value).__name__))
+        if len(value) > limit:
+            raise FirewallError("%s has %d entries, more than the %d this module takes: use networks (CIDR) "
+                                "instead of single addresses" % (option, len(value), limit))
     extra = []
     for n, item in enumerate(p.get("extra") or []):
         where = "extra[%d]" % n
@@ -235,11 +246,17 @@ def validate_params(p):
             raise FirewallError("%s needs ports, for example ports: [443]" % where)
         if not isinstance(ports, list):
             ports = [ports]
+        if len(ports) > MAX_PORTS:
+            raise FirewallError("%s has %d ports, more than %d" % (where, len(ports), MAX_PORTS))
         entry = {"ports": [_port(x, where) for x in ports], "protocols": _protocols(item.get("protocol"), where)}
         if item.get("address"):
             entry["network"] = _network(item["address"], where, families)
         else:
-            entry["host"] = str(item["host"]).strip().lower()
+            host = item["host"]
+            if not isinstance(host, str) or not _HOSTNAME.match(host.strip()):
+                raise FirewallError("%s: host %r is not a DNS name; give a name such as mdm.example.com, or use "
+                                    "address for an IP or CIDR" % (where, host))
+            entry["host"] = host.strip().lower().rstrip(".")
         extra.append(entry)
     excludes = []
     for n, item in enumerate(p.get("exclude") or []):

@@ -152,3 +152,10 @@ def test_comparable_sees_a_changed_verdict_under_our_comment():
     edited = dict(state, rule_text={"mdmops:a:1": "tcp dport 443 drop"})
     assert comparable(state) != comparable(edited)
     assert comparable(state) == comparable(dict(state))
+
+
+def test_huge_lists_are_refused_before_any_work():
+    extra = [{"address": "198.51.100.1", "ports": [443]}] * 10001
+    with pytest.raises(FirewallError) as exc:
+        plan(services=["push_provider"], extra=extra)
+    assert "more than the 10000" in str(exc.value)
