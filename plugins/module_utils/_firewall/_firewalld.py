@@ -89,8 +89,9 @@ _IPSET_FAMILY = {4: "inet", 6: "inet6"}
 _RANK = {"icmp": 0, "dns": 1, "keep": 2, "allow": 3, "dyn": 4}
 _NOT_RUNNING = ("not running", "Failed to connect", "org.freedesktop.DBus.Error")
 
-# Run by the rollback watcher (no Ansible, no collection on sys.path): put the
-# snapshot's files back and reload.  Keep in step with FirewalldBackend._install.
+# The one restore code (no Ansible, no collection on sys.path), run by the rollback watcher and by
+# FirewalldBackend.restore(): put the snapshot's files back (each created O_EXCL|O_NOFOLLOW with
+# mode 0644, then renamed) and reload.
 _RESTORE_SCRIPT = r"""
 import json, os, re, subprocess, sys
 snap = json.load(sys.stdin if sys.argv[1] == "-" else open(sys.argv[1]))
@@ -101,11 +102,16 @@ for sub in ("policies", "ipsets"):
         if pattern.match(sub + "/" + name):
             os.remove(os.path.join(folder, name))
 for rel, text in sorted(snap["files"].items()):
+    if not pattern.match(rel):
+        sys.exit("refusing to restore %r: not one of our files" % rel)
     path = os.path.join(snap["config_dir"], rel)
-    with open(path + ".mdmops-tmp", "w") as f:
+    os.makedirs(os.path.dirname(path), 0o750, exist_ok=True)
+    tmp = "%s.mdmops-%d.tmp" % (path, os.getpid())
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    with os.fdopen(fd, "w") as f:
         f.write(text)
-    os.chmod(path + ".mdmops-tmp", 0o644)
-    os.rename(path + ".mdmops-tmp", path)
+    os.chmod(tmp, 0o644)
+    os.rename(tmp, path)
 proc = subprocess.run(snap["reload"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, check=False)
 sys.stderr.write(proc.stderr)
 sys.exit(proc.returncode)
@@ -501,11 +507,17 @@ class FirewalldBackend(Backend):
     def restore(self, snapshot):
         try:
             snap = json.loads(snapshot)
-            files = snap["files"]
-        except (ValueError, KeyError, TypeError) as exc:
+            snap["files"].items()
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise FirewallError("not a firewalld snapshot of this module (%s)" % exc)
-        self._install(files)
-        problem = self._reload()
+        rc, out, err = self.runner([sys.executable, "-c", _RESTORE_SCRIPT, "-"], data=snapshot)
+        problem = None
+        if rc != 0:
+            problem = "the restore script failed (rc %s): %s" % (rc, (err or out).strip())
+        else:
+            rc, out, err = self.runner(["firewall-cmd", "--state"])
+            if rc != 0 or out.strip() != "running":
+                problem = "firewalld is %s after the reload: %s" % (out.strip() or "not running", err.strip())
         if problem:
             raise FirewallError("restoring the previous firewalld configuration failed: %s; check %s and run "
                                 "firewall-cmd --reload" % (problem, self.config_dir))
