@@ -233,3 +233,80 @@ def test_drift_in_a_verdict_under_our_comment_is_repaired(lab, corp, state_dir):
     assert fixed["changed"] is True
     assert connect(lab, [("api.push.apple.com", 443, "tcp")]) == {("api.push.apple.com", 443, "tcp"): "ok"}
     assert apply(lab, dict(DROP, rollback_timeout=0, state_dir=state_dir))["changed"] is False
+
+
+# A "remote" interpreter whose every run needs a NEW TCP connection from corp to the controller
+# (198.51.100.50, outside every selection): the controller end listens in net, an agent in corp
+# connects out, receives the module's argv, runs it and sends its output back on that connection.
+# A default-drop policy that does not allow the controller therefore cuts the controller off.
+WRAPPER = r'''#!PYTHON
+import json, subprocess, sys
+NET, CORP, ADDR, PORT = "NETNS", "CORPNS", "198.51.100.50", "PORTNO"
+SERVER = """
+import json, socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(); s.settimeout(8)
+print("ready", flush=True)
+try:
+    c, _ = s.accept()
+except socket.timeout:
+    sys.exit(255)
+c.sendall(sys.argv[3].encode() + b"\\n")
+out = b""
+while True:
+    d = c.recv(65536)
+    if not d:
+        break
+    out += d
+sys.stdout.buffer.write(out)
+"""
+AGENT = """
+import socket, subprocess, sys, json
+c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+c.settimeout(None)
+argv = json.loads(c.makefile().readline())
+proc = subprocess.run(["python3"] + argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+c.sendall(proc.stdout); c.close()
+"""
+server = subprocess.Popen(["ip", "netns", "exec", NET, "python3", "-c", SERVER, ADDR, PORT, json.dumps(sys.argv[1:])],
+                          stdout=subprocess.PIPE)
+assert server.stdout.readline().strip() == b"ready"
+agent = subprocess.run(["ip", "netns", "exec", CORP, "python3", "-c", AGENT, ADDR, PORT],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+out = server.stdout.read()
+rc = server.wait()
+if rc or agent.returncode:
+    sys.stderr.write("the controller could not reach the host (agent rc %s, server rc %s)\n" % (agent.returncode, rc))
+    sys.exit(255)
+sys.stdout.buffer.write(out)
+'''
+
+
+def test_a_real_lock_out_fails_the_task_and_the_host_restores_itself(lab, state_dir, tmp_path):
+    import sys
+    lab.run("corp", ["nft", "flush", "ruleset"], check=True)           # a fresh host
+    wrapper = tmp_path / "python-over-tcp"
+    wrapper.write_text(WRAPPER.replace("PYTHON", sys.executable).replace("NETNS", lab.ns("net"))
+                       .replace("CORPNS", lab.ns("corp")).replace("PORTNO", "7310"))
+    wrapper.chmod(0o755)
+    before = ruleset(lab)
+    try:
+        ok = run_module("mdmops.apple.egress_firewall", {"services": ["push_provider"], "state_dir": state_dir,
+                                                         "rollback_timeout": 0}, interpreter=str(wrapper))
+        assert not ok["failed"], ok                                      # the path works under an accept policy
+        apply(lab, {"state": "absent", "state_dir": state_dir})
+        res = run_module("mdmops.apple.egress_firewall", dict(DROP, state_dir=state_dir, rollback_timeout=20),
+                         interpreter=str(wrapper))
+        assert res["failed"] is True, res
+        assert "could not be confirmed through a new connection" in res["msg"], res["msg"]
+        token = res["rollback"]["token"]
+        assert "table inet mdmops_apple" in ruleset(lab)                 # applied, and we are cut off
+        wait_for(lambda: os.path.exists(os.path.join(state_dir, token + ".rolled-back")),
+                 "the host to restore itself", deadline=120)
+        assert ruleset(lab) == before
+        back = run_module("mdmops.apple.egress_firewall", {"confirm_token": token, "state_dir": state_dir},
+                          interpreter=str(wrapper))
+        assert back["rollback"]["status"] == "rolled_back", back         # reachable again
+    finally:
+        apply(lab, {"state": "absent", "state_dir": state_dir})
+        lab.run("corp", ["nft", "flush", "ruleset"], check=True)
