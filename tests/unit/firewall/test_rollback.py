@@ -1,6 +1,7 @@
 """Rollback bookkeeping that needs no firewall: tokens, the lock, pruning (real timers: tests/integration/firewall)."""
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -53,3 +54,16 @@ def test_prune_keeps_the_newest_finished_and_every_pending(tmp_path):
     assert tokens[0] + ".pending" in left and tokens[7] + ".snapshot" in left
     assert "nftables-other-0000000000000001.snapshot" in left
     assert not any(p.startswith(tuple(tokens[1:5])) for p in left)
+
+
+@pytest.mark.parametrize("name,absent", [("nftables", ["_iptables", "_firewalld"]), ("iptables", ["_nftables", "_firewalld"])])
+def test_only_the_chosen_backend_is_imported(name, absent):
+    import subprocess
+    import sys
+    code = ("import json, sys; from ansible_collections.mdmops.apple.plugins.module_utils._firewall import _run; "
+            "_run.load_backend(%r); print(json.dumps(sorted(m.rsplit('.', 1)[1] for m in sys.modules if '._firewall.' in m))); "
+            "print('urllib.request' in sys.modules)" % name)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))).stdout.splitlines()
+    assert not set(absent) & set(json.loads(out[0]))
+    assert out[1] == "False"
