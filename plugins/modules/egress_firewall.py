@@ -85,8 +85,8 @@ options:
         the firewall.
       - V(drop) drops everything on O(hook) that the selection, O(extra) and the kept traffic do not allow. It keeps
         loopback (O(hook=output)), established and related connections (TCP sessions opened before our table
-        existed too: a TCP packet without SYN that the connection tracker has not seen is accepted, it cannot open
-        a new connection), ICMP (O(allow_icmp)), DNS and O(keep_addresses).
+        existed too, because a TCP packet without SYN that the connection tracker has not seen is accepted; it
+        cannot open a new connection), ICMP (O(allow_icmp)), DNS and O(keep_addresses).
       - V(drop) arms a rollback timer unless O(rollback_timeout=0) says otherwise (see O(rollback_timeout)).
     type: str
     choices: [accept, drop]
@@ -146,8 +146,8 @@ options:
     default: true
   state_dir:
     description:
-      - Where the lock, backups (C(<backend>-<table>.previous)) and rollback files are kept on the managed host:
-        C(<token>.snapshot) (the state a timer restores, in the backend's own format, for example C(nft -f) input),
+      - Where the lock, backups (C(<backend>-<table>.previous)) and rollback files are kept on the managed host,
+        that is C(<token>.snapshot) (the state a timer restores, in the backend's own format, for example C(nft -f) input),
         C(<token>.pending) while the timer runs, then C(.confirmed), C(.superseded), C(.cancelled) or
         C(.rolled-back). Files of finished timers are pruned to the newest O(keep_snapshots) per table.
       - It must be a real directory owned by root (the user running the task) and not writable by group or
@@ -163,7 +163,7 @@ options:
         change cut the controller off, nobody confirms and the host rolls back by itself.
       - When not set, 120 seconds under O(default_policy=drop) (a drop policy without a timer is the one setting that
         can lock a host out for good) and 0 (no timer) otherwise. Set V(0) to opt out explicitly.
-      - A running timer restores when it receives C(SIGUSR1) (its pid is in the C(.pending) file): "restore now".
+      - A running timer restores when it receives C(SIGUSR1) (its pid is in the C(.pending) file), to restore at once.
     type: int
   lock_timeout:
     description: Seconds to wait for another run on the same table (or a timer restoring) before failing.

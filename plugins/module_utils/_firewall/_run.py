@@ -148,6 +148,11 @@ def run(p, backend, check_mode=False, which=None):
                                         % (backend.name, difference(want, after)))
             except FirewallError as exc:
                 if timer is not None:
+                    if superseded:
+                        # it now stands in for the timers it took over: the unconfirmed state before us stays timed
+                        raise FirewallError("%s; the rollback timer %s (which took over %s) still restores the last "
+                                            "confirmed state in %d s unless confirmed"
+                                            % (exc, timer.token, ", ".join(superseded), timer.timeout))
                     if comparable(_safe_read(backend)) == comparable(before):
                         timer.cancel()
                     else:
