@@ -299,8 +299,11 @@ class IptablesBackend(Backend):
                 if not found:
                     state["rules"].append("%s %s: (rule without our comment:%s)" % (cmd, self.chain, body))
                     continue
-                state["rules"].append("%s %s: %s" % (cmd, self.chain, found.group(1)))
-                state["rule_text"][found.group(1)] = _ID_RE.sub("", body, count=1).strip()
+                rule = "%s %s: %s" % (cmd, self.chain, found.group(1))
+                state["rules"].append(rule)
+                text = _ID_RE.sub("", body, count=1).strip()
+                state["rule_text"][found.group(1)] = text
+                state["rule_text"][rule] = text     # per family: an edit in ip6tables only still shows
                 dns = _DNS_RE.search(body)
                 if dns:
                     hosts[dns.group(1)] = dns.group(2)

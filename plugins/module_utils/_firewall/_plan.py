@@ -389,7 +389,7 @@ def comparable(state):
         return state
     texts = state.get("rule_text", {})
     out = dict((k, v) for k, v in state.items() if k != "rule_text")
-    out["rules"] = [(rule, texts.get(rule.partition(": ")[2])) for rule in state.get("rules", [])]
+    out["rules"] = [(rule, texts.get(rule, texts.get(rule.partition(": ")[2]))) for rule in state.get("rules", [])]
     return out
 
 
