@@ -323,8 +323,8 @@ backup_file:
   returned: when something changed and O(backup) is true
   type: str
 rollback:
-  description: The rollback timer, when O(rollback_timeout) or O(confirm_token) is used.
-  returned: when a timer was armed or confirmed
+  description: The rollback timer, when O(rollback_timeout) or O(confirm_token) is used, or when this run took over pending timers.
+  returned: when a timer was armed, confirmed or taken over
   type: dict
   contains:
     token:

@@ -302,8 +302,8 @@ class IptablesBackend(Backend):
                 rule = "%s %s: %s" % (cmd, self.chain, found.group(1))
                 state["rules"].append(rule)
                 text = _ID_RE.sub("", body, count=1).strip()
-                state["rule_text"][found.group(1)] = text
-                state["rule_text"][rule] = text     # per family: an edit in ip6tables only still shows
+                if state["rule_text"].setdefault(found.group(1), text) != text:
+                    state["rule_text"][rule] = text     # differs between families: an edit in one family still shows
                 dns = _DNS_RE.search(body)
                 if dns:
                     hosts[dns.group(1)] = dns.group(2)

@@ -46,7 +46,7 @@ def _kept(intent, plan):
     if kind == "dns":
         servers = intent["servers"]
         # written as nft prints it back, so the rule text compares equal
-        where = servers[0] if len(servers) == 1 and "/" not in servers[0] else "{ %s }" % ", ".join(servers)
+        where = servers[0] if len(servers) == 1 else "{ %s }" % ", ".join(servers)
         return [("dns-v%d" % intent["family"], "%s daddr %s meta l4proto { tcp, udp } th dport 53 accept"
                  % (_IP[intent["family"]], where))]
     if kind == "keep":
@@ -66,8 +66,10 @@ def rules(plan):
         for fam in plan.families:
             for proto in ("tcp", "udp"):
                 if g[proto]:
-                    out.append(("%s-v%d-%s" % (g["name"], fam, proto), "%s daddr @%s_v%d %s dport { %s } counter %s" % (
-                        _IP[fam], g["name"], fam, proto, ", ".join(str(p) for p in g[proto]), _accept(plan))))
+                    ports = ", ".join(str(p) for p in g[proto])
+                    ports = ports if len(g[proto]) == 1 else "{ %s }" % ports    # as nft prints it back
+                    out.append(("%s-v%d-%s" % (g["name"], fam, proto), "%s daddr @%s_v%d %s dport %s counter %s" % (
+                        _IP[fam], g["name"], fam, proto, ports, _accept(plan))))
     return [(rule_id(name, body), body) for name, body in out]
 
 
