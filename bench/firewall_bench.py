@@ -41,6 +41,7 @@ OURS = """- hosts: corp
         strategy: resolve
         dns_sets: false
         ip_versions: [4]
+        state_dir: %(state_dir)s
 """
 LOOP = """- hosts: corp
   gather_facts: false
@@ -99,7 +100,9 @@ def main(argv=None):
         loop = os.path.join(work, "loop.yml")
         vars_file = os.path.join(work, "endpoints.json")
         with open(ours, "w") as f:
-            f.write(OURS % {"backend": args.backend, "services": json.dumps(services)})
+            # a private state directory (lock, backups) per run, as the tests use, not the host's default
+            f.write(OURS % {"backend": args.backend, "services": json.dumps(services),
+                            "state_dir": json.dumps(os.path.join(work, "state"))})
         with open(loop, "w") as f:
             f.write(LOOP)
         with open(vars_file, "w") as f:

@@ -26,7 +26,7 @@ class ActionModule(ActionBase):
         if (result.get("failed") or not rollback.get("pending") or args.get("rollback_confirm", "auto") != "auto"):
             return result
         confirm_args = {"confirm_token": rollback["token"]}
-        for key in ("backend", "table", "state_dir"):
+        for key in ("backend", "table", "state_dir", "lock_timeout", "keep_snapshots"):
             if key in args:
                 confirm_args[key] = args[key]
         try:
@@ -38,9 +38,10 @@ class ActionModule(ActionBase):
         if confirmed.get("failed") or (confirmed.get("rollback") or {}).get("status") != "confirmed":
             result["failed"] = True
             result["msg"] = ("the firewall change was applied but could not be confirmed through a new connection "
-                             "(%s); the host restores the previous rules %d s after the change"
+                             "(%s); the host restores the previous rules by itself %d s after the change "
+                             "(rollback token %s)"
                              % (confirmed.get("msg") or (confirmed.get("rollback") or {}).get("status"),
-                                rollback.get("timeout", 0)))
+                                rollback.get("timeout", 0), rollback.get("token")))
         else:
             result["rollback"] = dict(rollback, pending=False, status="confirmed")
         return result

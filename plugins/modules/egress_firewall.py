@@ -12,15 +12,20 @@ short_description: Allow exactly the Apple hosts and ports that devices and MDM 
 version_added: 0.1.0
 description:
   - Turns a selection of the Apple network catalog (Apple's article "Use Apple products on enterprise networks",
-    plus the APNs provider API) into egress firewall state, on the host itself (O(path=output), for example an
-    MDM server that must reach C(api.push.apple.com)) or on a gateway in front of devices (O(path=forward)).
+    plus the APNs provider API) into egress firewall state, on the host itself (O(hook=output), for example an
+    MDM server that must reach C(api.push.apple.com)) or on a gateway in front of devices (O(hook=forward)).
   - Everything lives in objects of our own (one nftables table, or iptables chains and ipsets, or firewalld
     policies and ipsets); nothing else is read for decisions or changed. Changes are validated first and applied
     in one transaction; the state is read back and compared, so a second run with the same input changes nothing.
-  - With O(default_policy=drop), everything else on the selected path is dropped, except loopback, established
-    and related connections (which keeps the management connection), DNS, ICMP and O(keep_addresses).
-  - An optional rollback timer (O(rollback_timeout)) restores the previous rules by itself if the controller
-    cannot confirm the change, in the spirit of community.general.iptables_state.
+  - With O(default_policy=drop), everything else on the selected hook is dropped, except loopback, established
+    and related connections (which keeps the management connection, also one opened before the first
+    connection-tracking rule existed), DNS, ICMP and O(keep_addresses).
+  - A rollback timer (O(rollback_timeout); on by default under O(default_policy=drop)) restores the previous rules
+    by itself if the controller cannot confirm the change, in the spirit of community.general.iptables_state. The
+    snapshot is saved and the timer armed B(before) anything changes; if either fails, nothing changes.
+  - Runs on one host never interleave; a lock per backend and table (in O(state_dir)) makes a second run wait
+    (O(lock_timeout)). A run takes over any rollback timer still pending for the same table and says so in
+    RV(rollback.superseded).
 author:
   - mdmops.apple maintainers (@mdmops)
 extends_documentation_fragment:
@@ -64,18 +69,25 @@ options:
     elements: int
     choices: [4, 6]
     default: [4, 6]
-  path:
+  hook:
     description:
       - V(output) filters connections the host itself opens; V(forward) filters traffic the host routes (a
         gateway in front of a device network).
+      - The old name O(path) is a deprecated alias (removed in 2.0.0).
     type: str
     choices: [output, forward]
     default: output
+    aliases: [path]
+    version_added: 0.2.0
   default_policy:
     description:
       - V(accept) only adds allow rules (with counters, and O(mark) if set); other traffic is left to the rest of
         the firewall.
-      - V(drop) drops everything on O(path) that the selection, O(extra) and the kept traffic do not allow.
+      - V(drop) drops everything on O(hook) that the selection, O(extra) and the kept traffic do not allow. It keeps
+        loopback (O(hook=output)), established and related connections (TCP sessions opened before our table
+        existed too, because a TCP packet without SYN that the connection tracker has not seen is accepted; it
+        cannot open a new connection), ICMP (O(allow_icmp)), DNS and O(keep_addresses).
+      - V(drop) arms a rollback timer unless O(rollback_timeout=0) says otherwise (see O(rollback_timeout)).
     type: str
     choices: [accept, drop]
     default: accept
@@ -83,6 +95,8 @@ options:
     description:
       - More destinations to allow, each a dict with C(host) (a DNS name, resolved on the managed host) or
         C(address) (an IP or CIDR), C(ports) (list), and C(protocol) (V(tcp), V(udp) or V(both); default V(tcp)).
+      - An address of an IP version that O(ip_versions) leaves out is an error, as is a network with host bits
+        set (C(10.0.0.1/8)).
     type: list
     elements: dict
     default: []
@@ -99,7 +113,10 @@ options:
     elements: str
     default: []
   dns_servers:
-    description: Resolvers that DNS (port 53) may reach under O(default_policy=drop). Empty allows DNS to any address.
+    description:
+      - Resolvers (addresses, or networks without host bits) that DNS (port 53) may reach under
+        O(default_policy=drop). Empty allows DNS to any address.
+      - Used exactly as written; C(100.64.0.1/30) is an error (host bits set), not rounded to C(100.64.0.0).
     type: list
     elements: str
     default: []
@@ -117,7 +134,8 @@ options:
     description:
       - Set this bit mask on allowed packets (C(meta mark | MARK)), so another table or chain with its own
         default-drop policy can accept them; see the notes.
-    type: int
+      - A number (C(19780)) or a string in decimal or hexadecimal (C("0x4d44")), from 1 to 0xffffffff.
+    type: raw
   table:
     description: Name of our nftables table (iptables chains and ipsets, firewalld objects are named after it).
     type: str
@@ -127,16 +145,36 @@ options:
     type: bool
     default: true
   state_dir:
-    description: Where backups and rollback snapshots are kept on the managed host.
+    description:
+      - Where the lock, backups (C(<backend>-<table>.previous)) and rollback files are kept on the managed host,
+        that is C(<token>.snapshot) (the state a timer restores, in the backend's own format, for example C(nft -f) input),
+        C(<token>.pending) while the timer runs, then C(.confirmed), C(.superseded), C(.cancelled) or
+        C(.rolled-back). Files of finished timers are pruned to the newest O(keep_snapshots) per table.
+      - It must be a real directory owned by root (the user running the task) and not writable by group or
+        others; it is created with mode 0700 when missing. Anything else (a symbolic link, a file, a
+        world-writable directory) fails before anything changes.
     type: path
     default: /var/lib/mdmops-apple
   rollback_timeout:
     description:
       - When more than 0, restore the previous state after this many seconds unless the change is confirmed.
+        The snapshot is written and the timer armed before anything changes.
       - The action plugin confirms it through a new connection right after the change (O(rollback_confirm=auto)); if the
         change cut the controller off, nobody confirms and the host rolls back by itself.
+      - When not set, 120 seconds under O(default_policy=drop) (a drop policy without a timer is the one setting that
+        can lock a host out for good) and 0 (no timer) otherwise. Set V(0) to opt out explicitly.
+      - A running timer restores when it receives C(SIGUSR1) (its pid is in the C(.pending) file), to restore at once.
     type: int
-    default: 0
+  lock_timeout:
+    description: Seconds to wait for another run on the same table (or a timer restoring) before failing.
+    type: int
+    default: 60
+    version_added: 0.2.0
+  keep_snapshots:
+    description: Rollback snapshots of finished timers to keep per table in O(state_dir) (the newest ones).
+    type: int
+    default: 5
+    version_added: 0.2.0
   rollback_confirm:
     description:
       - V(auto), the action plugin confirms as soon as it can reach the host again. V(manual), a later task confirms
@@ -146,7 +184,8 @@ options:
     default: auto
   confirm_token:
     description:
-      - Confirm a pending rollback (the RV(rollback.token) of an earlier run) and do nothing else.
+      - Confirm a pending rollback (the RV(rollback.token) of an earlier run) and do nothing else. Pass the same
+        O(backend), O(table) and O(state_dir) as that run.
     type: str
 attributes:
   check_mode:
@@ -155,6 +194,10 @@ attributes:
   diff_mode:
     support: full
     description: Shows our objects before and after as readable rules and set elements.
+  platform:
+    support: full
+    platforms: posix
+    description: Linux with nftables, iptables and ipset, or firewalld.
 notes:
   - "Coexistence with another default-drop ruleset. In nftables every base chain on a hook sees the packet, and an
     C(accept) in one table does not override a C(drop) in another. If your own table drops egress, either let this
@@ -188,7 +231,7 @@ EXAMPLES = r'''
 - name: Gateway for a device network (every service of Apple's article)
   become: true
   mdmops.apple.egress_firewall:
-    path: forward
+    hook: forward
     services: [all]
     strategy: both
     default_policy: drop
@@ -203,7 +246,7 @@ EXAMPLES = r'''
 - name: Allow-list only, marking packets for an existing default-drop table
   mdmops.apple.egress_firewall:
     services: [device_management]
-    mark: 0x4d44
+    mark: "0x4d44"
 
 - name: Apply, check with real connections, then confirm
   block:
@@ -280,8 +323,8 @@ backup_file:
   returned: when something changed and O(backup) is true
   type: str
 rollback:
-  description: The rollback timer, when O(rollback_timeout) or O(confirm_token) is used.
-  returned: when a timer was armed or confirmed
+  description: The rollback timer, when O(rollback_timeout) or O(confirm_token) is used, or when this run took over pending timers.
+  returned: when a timer was armed, confirmed or taken over
   type: dict
   contains:
     token:
@@ -297,102 +340,55 @@ rollback:
       description: Whether the timer is still running.
       type: bool
     status:
-      description: After confirmation, V(confirmed), V(rolled_back) (too late, the previous state is back) or V(unknown).
+      description:
+        - After O(confirm_token), V(confirmed), V(rolled_back) (too late, the previous state is back), V(superseded)
+          (a later run took the timer over) or V(cancelled) (the change failed, nothing to restore).
+        - Without a timer of its own, V(superseded) when this run stopped pending timers.
       type: str
+    superseded:
+      description: Tokens of pending timers of the same table that this run took over (stopped).
+      type: list
+      elements: str
 '''
 
-import os
 import shutil
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.mdmops.apple.plugins.module_utils._catalog import SELECTION_ARGSPEC, CatalogError
-from ansible_collections.mdmops.apple.plugins.module_utils._firewall import _rollback
-from ansible_collections.mdmops.apple.plugins.module_utils._firewall._backend import converge
-from ansible_collections.mdmops.apple.plugins.module_utils._firewall._firewalld import FirewalldBackend
-from ansible_collections.mdmops.apple.plugins.module_utils._firewall._iptables import IptablesBackend
-from ansible_collections.mdmops.apple.plugins.module_utils._firewall._nftables import NftablesBackend
-from ansible_collections.mdmops.apple.plugins.module_utils._firewall._plan import (
-    FirewallError, build_plan, describe,
-)
-
-BACKENDS = {"nftables": NftablesBackend, "iptables": IptablesBackend, "firewalld": FirewalldBackend}
+from ansible_collections.mdmops.apple.plugins.module_utils._firewall._plan import FirewallError
+from ansible_collections.mdmops.apple.plugins.module_utils._firewall._rollback import RollbackError, safe_token
+from ansible_collections.mdmops.apple.plugins.module_utils._firewall._run import BACKEND_NAMES, load_backend, run
 
 
-def _save_backup(state_dir, backend, snapshot):
-    os.makedirs(state_dir, mode=0o700, exist_ok=True)
-    path = os.path.join(state_dir, "%s-%s.previous" % (backend.name, backend.table))
-    fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(snapshot)
-    os.replace(path + ".tmp", path)
-    return path
-
-
-def run(module):
-    p = module.params
-
-    def runner(argv, data=None):
-        return module.run_command(argv, data=data, binary_data=True)
-
-    if p["backend"] not in BACKENDS:
-        raise FirewallError("unknown backend %s; use nftables, iptables or firewalld" % p["backend"])
-    backend = BACKENDS[p["backend"]](runner, p["table"], which=lambda c: module.get_bin_path(c) or shutil.which(c))
-    missing = backend.missing()
-    if missing:
-        raise FirewallError("the %s backend needs the %s command on the managed host; install it or choose another "
-                            "backend" % (backend.name, missing))
-    result = {"changed": False, "backend": backend.name}
-
-    if p["confirm_token"]:
-        status = _rollback.confirm(p["confirm_token"], p["state_dir"])
-        result["rollback"] = {"token": p["confirm_token"], "pending": False, "status": status}
-        if status == "unknown":
-            raise FirewallError("confirm_token %s: no pending rollback with this token in %s"
-                                % (p["confirm_token"], p["state_dir"]))
-        return result
-
-    if p["state"] == "absent":
-        before = backend.read()
-        if before is not None:
-            result["changed"] = True
-            result["diff"] = {"before": describe(before), "after": ""}
-            if not module.check_mode:
-                if p["backup"]:
-                    result["backup_file"] = _save_backup(p["state_dir"], backend, backend.snapshot())
-                backend.remove()
-        return result
-
-    plan = build_plan(p)
-    changed, before, after, snapshot = converge(backend, plan, check_mode=module.check_mode)
-    result.update(
-        changed=changed,
-        rules=[line for line in describe(after).splitlines() if line.startswith(("rule ", "chain "))],
-        sets=dict((name, len(v)) for name, v in (after or {}).get("sets", {}).items()),
-        elements=plan.element_text(4) + plan.element_text(6),
-        ports=plan.ports(),
-        uncovered=plan.uncovered,
-        dnsmasq=backend.dnsmasq_lines(plan),
-    )
-    if changed:
-        result["diff"] = {"before": describe(before), "after": describe(after)}
-    if snapshot is not None:
-        if p["backup"]:
-            result["backup_file"] = _save_backup(p["state_dir"], backend, snapshot)
-        if p["rollback_timeout"] > 0:
-            result["rollback"] = _rollback.arm(snapshot, backend.restore_commands, p["rollback_timeout"],
-                                               p["state_dir"], name=backend.name)
-    return result
+def _check(p):
+    """Bounds the argument spec cannot say; returns an error message or None."""
+    if p["rollback_timeout"] is not None and not 0 <= p["rollback_timeout"] <= 86400:
+        return "rollback_timeout must be between 0 and 86400 seconds, got %d" % p["rollback_timeout"]
+    if not 0 <= p["lock_timeout"] <= 3600:
+        return "lock_timeout must be between 0 and 3600 seconds, got %d" % p["lock_timeout"]
+    if not 0 <= p["keep_snapshots"] <= 1000:
+        return "keep_snapshots must be between 0 and 1000, got %d" % p["keep_snapshots"]
+    table = p["table"]
+    if not table or not table.replace("_", "").isalnum() or not table.isascii() or len(table) > 20:
+        return "table must be letters, digits and '_' (at most 20), got %r" % table
+    if p["confirm_token"] is not None:
+        try:
+            safe_token(p["confirm_token"])
+        except RollbackError as exc:
+            return str(exc)
+    return None
 
 
 def main():
     argument_spec = dict(SELECTION_ARGSPEC)
     argument_spec.update(
-        backend=dict(type="str", default="nftables", choices=["nftables", "iptables", "firewalld"]),
+        backend=dict(type="str", default="nftables", choices=list(BACKEND_NAMES)),
         state=dict(type="str", default="present", choices=["present", "absent"]),
         strategy=dict(type="str", default="cidr", choices=["cidr", "resolve", "both"]),
         apns_ranges=dict(type="bool", default=False),
         ip_versions=dict(type="list", elements="int", default=[4, 6], choices=[4, 6]),
-        path=dict(type="str", default="output", choices=["output", "forward"]),
+        hook=dict(type="str", default="output", choices=["output", "forward"], aliases=["path"],
+                  deprecated_aliases=[dict(name="path", version="2.0.0", collection_name="mdmops.apple")]),
         default_policy=dict(type="str", default="accept", choices=["accept", "drop"]),
         extra=dict(type="list", elements="dict", default=[]),
         exclude=dict(type="list", elements="raw", default=[]),
@@ -400,23 +396,38 @@ def main():
         dns_servers=dict(type="list", elements="str", default=[]),
         allow_icmp=dict(type="bool", default=True),
         dns_sets=dict(type="bool", default=True),
-        mark=dict(type="int"),
+        mark=dict(type="raw"),
         table=dict(type="str", default="mdmops_apple"),
         backup=dict(type="bool", default=True),
         state_dir=dict(type="path", default="/var/lib/mdmops-apple"),
-        rollback_timeout=dict(type="int", default=0),
+        rollback_timeout=dict(type="int"),
+        lock_timeout=dict(type="int", default=60),
+        keep_snapshots=dict(type="int", default=5),
         rollback_confirm=dict(type="str", default="auto", choices=["auto", "manual"]),
         confirm_token=dict(type="str", no_log=False),  # a rollback id, not a secret
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not 0 <= module.params["rollback_timeout"] <= 86400:
-        module.fail_json(msg="rollback_timeout must be between 0 and 86400 seconds")
-    if not module.params["table"].replace("_", "").isalnum() or len(module.params["table"]) > 20:
-        module.fail_json(msg="table must be letters, digits and '_' (at most 20), got %r" % module.params["table"])
+    problem = _check(module.params)
+    if problem:
+        module.fail_json(msg=problem, changed=False)
+
+    def runner(argv, data=None):
+        return module.run_command(argv, data=data, binary_data=True)
+
+    def which(cmd):
+        return module.get_bin_path(cmd) or shutil.which(cmd)
+
     try:
-        result = run(module)
-    except (FirewallError, CatalogError) as exc:
+        backend = load_backend(module.params["backend"])(runner, module.params["table"], which=which)
+        missing = backend.missing()
+        if missing:
+            raise FirewallError("the %s backend needs the %s command on the managed host; install it or choose "
+                                "another backend" % (backend.name, missing))
+        result = run(module.params, backend, check_mode=module.check_mode, which=which)
+    except (FirewallError, CatalogError, RollbackError) as exc:
         module.fail_json(msg=str(exc), changed=False)
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
     module.exit_json(**result)
 
 

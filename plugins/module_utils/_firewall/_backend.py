@@ -11,7 +11,7 @@ runs commands (AnsibleModule.run_command in the module).
 from __future__ import annotations
 
 from ansible_collections.mdmops.apple.plugins.module_utils._firewall._plan import (
-    DEFAULT_TABLE, FirewallError, comparable, describe,
+    DEFAULT_TABLE, FirewallError, comparable, difference,
 )
 
 
@@ -59,8 +59,8 @@ class Backend(object):
     def restore(self, snapshot):
         raise NotImplementedError
 
-    def restore_commands(self, snapshot_path):
-        """Commands that restore a snapshot saved at ``snapshot_path`` (for the rollback timer)."""
+    def restore_commands(self):
+        """argv lists that restore a snapshot given on their stdin (run by the rollback watcher)."""
         raise NotImplementedError
 
     def remove(self):
@@ -92,11 +92,5 @@ def converge(backend, plan, check_mode=False):
     if comparable(after) != comparable(want):
         backend.restore(snap)
         raise FirewallError("the %s state read back after applying differs from the plan, so the previous state "
-                            "was restored; differences:\n%s" % (backend.name, _difference(want, after)))
+                            "was restored; differences:\n%s" % (backend.name, difference(want, after)))
     return True, before, after, snap
-
-
-def _difference(want, have):
-    import difflib
-    return "".join(difflib.unified_diff(describe(want).splitlines(True), describe(have).splitlines(True),
-                                        "planned", "read back", n=1))

@@ -89,12 +89,12 @@ _IPSET_FAMILY = {4: "inet", 6: "inet6"}
 _RANK = {"icmp": 0, "dns": 1, "keep": 2, "allow": 3, "dyn": 4}
 _NOT_RUNNING = ("not running", "Failed to connect", "org.freedesktop.DBus.Error")
 
-# Run by the rollback watcher (no Ansible, no collection on sys.path): put the
-# snapshot's files back and reload.  Keep in step with FirewalldBackend._install.
+# The one restore code (no Ansible, no collection on sys.path), run by the rollback watcher and by
+# FirewalldBackend.restore(): put the snapshot's files back (each created O_EXCL|O_NOFOLLOW with
+# mode 0644, then renamed) and reload.
 _RESTORE_SCRIPT = r"""
 import json, os, re, subprocess, sys
-with open(sys.argv[1]) as f:
-    snap = json.load(f)
+snap = json.load(sys.stdin if sys.argv[1] == "-" else open(sys.argv[1]))
 pattern = re.compile(snap["pattern"])
 for sub in ("policies", "ipsets"):
     folder = os.path.join(snap["config_dir"], sub)
@@ -102,11 +102,16 @@ for sub in ("policies", "ipsets"):
         if pattern.match(sub + "/" + name):
             os.remove(os.path.join(folder, name))
 for rel, text in sorted(snap["files"].items()):
+    if not pattern.match(rel):
+        sys.exit("refusing to restore %r: not one of our files" % rel)
     path = os.path.join(snap["config_dir"], rel)
-    with open(path + ".mdmops-tmp", "w") as f:
+    os.makedirs(os.path.dirname(path), 0o750, exist_ok=True)
+    tmp = "%s.mdmops-%d.tmp" % (path, os.getpid())
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    with os.fdopen(fd, "w") as f:
         f.write(text)
-    os.chmod(path + ".mdmops-tmp", 0o644)
-    os.rename(path + ".mdmops-tmp", path)
+    os.chmod(tmp, 0o644)
+    os.rename(tmp, path)
 proc = subprocess.run(snap["reload"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, check=False)
 sys.stderr.write(proc.stderr)
 sys.exit(proc.returncode)
@@ -222,7 +227,7 @@ class FirewalldBackend(Backend):
         return "%s-%s-v%d" % (self.policy, kind, fam)
 
     def _check_plan(self, plan):
-        if plan.mark and plan.path == "output":
+        if plan.mark and plan.hook == "output":
             raise FirewallError("mark is not supported by the firewalld backend on path output: firewalld sets marks "
                                 "only in its mangle PREROUTING chains, which the host's own traffic never passes; "
                                 "use backend nftables or iptables for marks on output, or drop mark")
@@ -231,7 +236,7 @@ class FirewalldBackend(Backend):
                                 % (MAX_IPSET_NAME, len(plan.dyn_groups)))
 
     def _policy_head(self, plan):
-        ingress = "HOST" if plan.path == "output" else self.ingress_zone
+        ingress = "HOST" if plan.hook == "output" else self.ingress_zone
         target = "REJECT" if plan.policy == "drop" else "CONTINUE"
         return ingress, "ANY", PRIORITY, target
 
@@ -239,20 +244,20 @@ class FirewalldBackend(Backend):
         """Our rules as tuples (label, family, destination, element, action), in state order."""
         out = []
         accept = ("mark", _mark(plan)) if plan.mark else None
-        if plan.policy == "drop":
-            if plan.allow_icmp:
+        for intent in plan.kept():
+            kind = intent["kind"]
+            if kind == "icmp":
                 out.append(("icmp", None, None, ("protocol", "icmp"), "accept"))
                 out.append(("icmp", None, None, ("protocol", "ipv6-icmp"), "accept"))
-            if plan.dns_servers:
-                for server in plan.dns_servers:
-                    fam = ipaddress.ip_address(server).version
-                    if fam in plan.families:
-                        out.append(("dns", fam, ("address", server), ("service", "dns"), "accept"))
-            else:
+            elif kind == "dns" and intent["family"] is None:
                 out.append(("dns", None, None, ("service", "dns"), "accept"))
-            for fam in plan.families:
-                if plan.keep_networks[fam]:
-                    out.append(("keep", fam, ("ipset", self.ipset("keep", fam)), None, "accept"))
+            elif kind == "dns":
+                for server in intent["servers"]:
+                    out.append(("dns", intent["family"], ("address", server), ("service", "dns"), "accept"))
+            elif kind == "keep":
+                fam = intent["family"]
+                out.append(("keep", fam, ("ipset", self.ipset("keep", fam)), None, "accept"))
+            # loopback, established and pickup: firewalld's own filter_OUTPUT/filter_FORWARD accept them first
         for fam in plan.families:
             out.append(("allow", fam, ("ipset", self.ipset("allow", fam)), None, "accept"))
             if accept:
@@ -502,17 +507,23 @@ class FirewalldBackend(Backend):
     def restore(self, snapshot):
         try:
             snap = json.loads(snapshot)
-            files = snap["files"]
-        except (ValueError, KeyError, TypeError) as exc:
+            snap["files"].items()
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise FirewallError("not a firewalld snapshot of this module (%s)" % exc)
-        self._install(files)
-        problem = self._reload()
+        rc, out, err = self.runner([sys.executable, "-c", _RESTORE_SCRIPT, "-"], data=snapshot)
+        problem = None
+        if rc != 0:
+            problem = "the restore script failed (rc %s): %s" % (rc, (err or out).strip())
+        else:
+            rc, out, err = self.runner(["firewall-cmd", "--state"])
+            if rc != 0 or out.strip() != "running":
+                problem = "firewalld is %s after the reload: %s" % (out.strip() or "not running", err.strip())
         if problem:
             raise FirewallError("restoring the previous firewalld configuration failed: %s; check %s and run "
                                 "firewall-cmd --reload" % (problem, self.config_dir))
 
-    def restore_commands(self, snapshot_path):
-        return [[sys.executable, "-c", _RESTORE_SCRIPT, snapshot_path]]
+    def restore_commands(self):
+        return [[sys.executable, "-c", _RESTORE_SCRIPT, "-"]]
 
     def remove(self):
         if not self._files(with_backups=True):

@@ -28,6 +28,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import secrets
 import sys
 
 from ansible_collections.mdmops.apple.plugins.module_utils._firewall._backend import Backend
@@ -39,7 +40,7 @@ CMD = {4: "iptables", 6: "ip6tables"}
 HOOK = {"output": "OUTPUT", "forward": "FORWARD"}
 INET = {4: "inet", 6: "inet6"}
 OUR_CHAIN = "user chain in table filter"
-TMP = "-tmp"
+TMP_RE = r"-(tmp|t[0-9a-f]{4})"   # temporary sets: a fresh suffix per run, so runs never share one
 MULTIPORT_MAX = 15
 FORMAT = "mdmops-iptables/1"
 
@@ -89,6 +90,20 @@ for cmd in ("iptables", "ip6tables"):
         lines += ["-F " + chain, "-X " + chain]
     if lines:
         run([cmd + "-restore", "--noflush"], "\n".join(["*filter"] + lines + ["COMMIT", ""]))
+    # iptables-nft creates a built-in chain (and its table) the first time a rule goes in; once our jump is
+    # gone, an empty one with policy ACCEPT filters nothing: remove it, so the ruleset reads as before
+    left = set(j[0] for j in jumps) - set(j[0] for j in want["jumps"])
+    if left and "nf_tables" in run([cmd, "-V"]):
+        family = "ip" if cmd == "iptables" else "ip6"
+        save = run([cmd + "-save", "-t", "filter"]).splitlines()
+        for hook in sorted(left):
+            if ":%s ACCEPT" % hook in [line.split(" [")[0] for line in save] \
+                    and not [line for line in save if line.startswith("-A %s " % hook)]:
+                subprocess.run(["nft", "delete", "chain", family, "filter", hook], capture_output=True, check=False)
+        listing = subprocess.run(["nft", "list", "table", family, "filter"], capture_output=True, text=True,
+                                 check=False)
+        if listing.returncode == 0 and "chain " not in listing.stdout and "set " not in listing.stdout:
+            subprocess.run(["nft", "delete", "table", family, "filter"], capture_output=True, check=False)
 for name in run(["ipset", "list", "-n"]).split():
     if re.match(doc["ours"], name) and name not in doc["keep"]:
         run(["ipset", "destroy", name], tries=30)   # nf_tables may release a set reference a moment late
@@ -104,24 +119,36 @@ def _accept_rules(name, match, mark):
     return out
 
 
+def _kept(intent, fam, prefix):
+    """One intent of Plan.kept() as [(name, iptables rule body)] for family ``fam``."""
+    kind = intent["kind"]
+    if kind == "loopback":
+        return [("loopback", "-o lo -j ACCEPT")]
+    if kind == "established":
+        return [("established", "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT")]
+    if kind == "pickup":
+        return [("pickup", "-p tcp -m conntrack --ctstate NEW -m tcp --tcp-flags SYN,ACK ACK -j ACCEPT")]
+    if kind == "icmp":
+        return [("icmp", "-p %s -j ACCEPT" % ("icmp" if fam == 4 else "ipv6-icmp"))]
+    if kind == "dns":
+        if intent["family"] is None:
+            return [("dns", "-p %s -m %s --dport 53 -j ACCEPT" % (proto, proto)) for proto in ("udp", "tcp")]
+        if intent["family"] != fam:
+            return []
+        return [("dns-v%d" % fam, "-d %s -p %s -m %s --dport 53 -j ACCEPT" % (ipaddress.ip_network(server), proto, proto))
+                for proto in ("udp", "tcp") for server in intent["servers"]]
+    if kind == "keep":
+        if intent["family"] != fam:
+            return []
+        return [("keep-v%d" % fam, "-m set --match-set %s-keep-v%d dst -j ACCEPT" % (prefix, fam))]
+    raise FirewallError("internal error: unknown kept traffic %r" % (kind,))
+
+
 def rules(plan, fam, prefix):
     """Our chain's rules for IP family ``fam`` as (id, body), in order."""
     out = []
-    if plan.policy == "drop":
-        if plan.path == "output":
-            out.append(("loopback", "-o lo -j ACCEPT"))
-        out.append(("established", "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"))
-        if plan.allow_icmp:
-            out.append(("icmp", "-p %s -j ACCEPT" % ("icmp" if fam == 4 else "ipv6-icmp")))
-        servers = [s for s in plan.dns_servers if ipaddress.ip_address(s).version == fam]
-        for proto in ("udp", "tcp"):
-            if not plan.dns_servers:
-                out.append(("dns", "-p %s -m %s --dport 53 -j ACCEPT" % (proto, proto)))
-            for server in servers:
-                out.append(("dns-v%d" % fam, "-d %s/%d -p %s -m %s --dport 53 -j ACCEPT" % (
-                    server, 32 if fam == 4 else 128, proto, proto)))
-        if plan.keep_networks[fam]:
-            out.append(("keep-v%d" % fam, "-m set --match-set %s-keep-v%d dst -j ACCEPT" % (prefix, fam)))
+    for intent in plan.kept():
+        out.extend(_kept(intent, fam, prefix))
     out.extend(_accept_rules("allow-v%d" % fam, "-m set --match-set %s-allow-v%d dst,dst" % (prefix, fam), plan.mark))
     for g in plan.dyn_groups:
         for proto in ("tcp", "udp"):
@@ -194,7 +221,8 @@ class IptablesBackend(Backend):
         super(IptablesBackend, self).__init__(runner, table, which)
         self.prefix = table.replace("_", "-")
         self.chain = table.upper().replace("_", "-")
-        self.ours = r"^%s-(allow|keep|dyn[0-9]+)-v[46](%s)?$" % (re.escape(self.prefix), TMP)
+        self.tmp = "-t" + secrets.token_hex(2)
+        self.ours = r"^%s-(allow|keep|dyn[0-9]+)-v[46](%s)?$" % (re.escape(self.prefix), TMP_RE)
 
     # -- the state model ---------------------------------------------------
     def _sets(self, plan):
@@ -216,15 +244,15 @@ class IptablesBackend(Backend):
                 out["%s-%s-v%d" % (self.prefix, g["name"], fam)] = (
                     "hash:ip family %s timeout %d" % (INET[fam], DYN_TIMEOUT), ["(filled by DNS: %s)" % g["host"]], [], g["host"])
         for name in out:
-            if len(name + TMP) > 31:
-                raise FirewallError("ipset name %s%s is longer than 31 characters: use a shorter table name" % (name, TMP))
+            if len(name + self.tmp) > 31:
+                raise FirewallError("ipset name %s%s is longer than 31 characters: use a shorter table name" % (name, self.tmp))
         return out
 
     def desired(self, plan):
         state = {"chains": {}, "rules": [], "rule_text": {}, "sets": {}}
         for fam in plan.families:
             state["chains"]["%s %s" % (CMD[fam], self.chain)] = OUR_CHAIN
-            state["chains"]["%s %s" % (CMD[fam], HOOK[plan.path])] = self._jump_text([1, "-j " + self.chain])
+            state["chains"]["%s %s" % (CMD[fam], HOOK[plan.hook])] = self._jump_text([1, "-j " + self.chain])
             for rid, body in rules(plan, fam, self.prefix):
                 state["rules"].append("%s %s: %s" % (CMD[fam], self.chain, rid))
                 state["rule_text"][rid] = body
@@ -246,7 +274,7 @@ class IptablesBackend(Backend):
         for line in self._run(["ipset", "save"], None, "reading the ipsets").splitlines():
             parts = line.split(" ")
             if len(parts) > 2 and parts[0] in ("create", "add") and re.match(self.ours, parts[1]) \
-                    and not parts[1].endswith(TMP):
+                    and not re.search(TMP_RE + "$", parts[1]):
                 saved.setdefault(parts[1], []).append(line)
         return {"tables": tables, "save": saved}
 
@@ -271,8 +299,11 @@ class IptablesBackend(Backend):
                 if not found:
                     state["rules"].append("%s %s: (rule without our comment:%s)" % (cmd, self.chain, body))
                     continue
-                state["rules"].append("%s %s: %s" % (cmd, self.chain, found.group(1)))
-                state["rule_text"][found.group(1)] = _ID_RE.sub("", body, count=1).strip()
+                rule = "%s %s: %s" % (cmd, self.chain, found.group(1))
+                state["rules"].append(rule)
+                text = _ID_RE.sub("", body, count=1).strip()
+                if state["rule_text"].setdefault(found.group(1), text) != text:
+                    state["rule_text"][rule] = text     # differs between families: an edit in one family still shows
                 dns = _DNS_RE.search(body)
                 if dns:
                     hosts[dns.group(1)] = dns.group(2)
@@ -295,7 +326,7 @@ class IptablesBackend(Backend):
         for fam in (4, 6):
             if fam in plan.families:
                 tables[CMD[fam]] = {"rules": [_line(self.chain, rid, body) for rid, body in rules(plan, fam, self.prefix)],
-                                    "jumps": [[HOOK[plan.path], 1, "-j " + self.chain]]}
+                                    "jumps": [[HOOK[plan.hook], 1, "-j " + self.chain]]}
             else:
                 tables[CMD[fam]] = {"rules": None, "jumps": []}
         return tables
@@ -311,7 +342,7 @@ class IptablesBackend(Backend):
                 if hosts.get(name) != host:
                     text.append("flush %s" % name)   # new, or the name now means another wildcard
             elif state["sets"].get(name) != elems:
-                tmp = name + TMP
+                tmp = name + self.tmp
                 text += ["create %s %s" % (tmp, kind), "flush %s" % tmp] + ["add %s %s" % (tmp, e) for e in ipset_elems]
                 text += ["create %s %s" % (name, kind), "swap %s %s" % (tmp, name), "destroy %s" % tmp]
         return self._doc(sorted(sets), text, self._tables(plan))
@@ -325,8 +356,8 @@ class IptablesBackend(Backend):
         sets = self._sets(plan)
         text = []
         for name, (kind, _elems, ipset_elems, _host) in sorted(sets.items()):
-            text += ["create %s%s %s" % (name, TMP, kind), "flush %s%s" % (name, TMP)]
-            text += ["add %s%s %s" % (name, TMP, e) for e in ipset_elems]
+            text += ["create %s%s %s" % (name, self.tmp, kind), "flush %s%s" % (name, self.tmp)]
+            text += ["add %s%s %s" % (name, self.tmp, e) for e in ipset_elems]
         try:
             self._run(["ipset", "-exist", "restore"], "\n".join(text) + "\n",
                       "ipset rejected the generated sets (nothing was changed)")
@@ -334,13 +365,13 @@ class IptablesBackend(Backend):
             for cmd in (CMD[4], CMD[6]):
                 want = tables[cmd]
                 if want["rules"] is not None:
-                    lines = [":%s - [0:0]" % self.chain] + [re.sub(r"--match-set (\S+) ", r"--match-set \g<1>%s " % TMP, line)
+                    lines = [":%s - [0:0]" % self.chain] + [re.sub(r"--match-set (\S+) ", r"--match-set \g<1>%s " % self.tmp, line)
                                                             for line in want["rules"]]
                     self._run([cmd + "-restore", "--test", "--noflush"], "\n".join(["*filter"] + lines + ["COMMIT", ""]),
                               "%s-restore --test rejected the generated rules (nothing was changed)" % cmd)
         finally:
             for name in sets:
-                self.runner(["ipset", "destroy", name + TMP])
+                self.runner(["ipset", "destroy", name + self.tmp])
 
     def _sync(self, doc, what):
         self._run([sys.executable, "-c", _ENGINE, "-"], json.dumps(doc), what)
@@ -364,7 +395,7 @@ class IptablesBackend(Backend):
         text = []
         for name, lines in sorted(raw["save"].items()):
             create = lines[0].split(" ", 2)[2]
-            tmp = name + TMP
+            tmp = name + self.tmp
             text += ["create %s %s" % (tmp, create), "flush %s" % tmp]
             text += ["add %s %s" % (tmp, line.split(" ", 2)[2]) for line in lines[1:]]
             text += ["create %s %s" % (name, create), "swap %s %s" % (tmp, name), "destroy %s" % tmp]
@@ -381,8 +412,8 @@ class IptablesBackend(Backend):
             raise FirewallError("this is not a snapshot of the iptables backend, so nothing was restored")
         self._sync(doc, "restoring the previous iptables/ipset state failed")
 
-    def restore_commands(self, snapshot_path):
-        return [[sys.executable, "-c", _ENGINE, snapshot_path]]
+    def restore_commands(self):
+        return [[sys.executable, "-c", _ENGINE, "-"]]
 
     def remove(self):
         tables = dict((cmd, {"rules": None, "jumps": []}) for cmd in CMD.values())

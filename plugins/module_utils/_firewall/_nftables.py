@@ -30,26 +30,35 @@ def _accept(plan):
     return ("meta mark set meta mark | 0x%08x accept" % plan.mark) if plan.mark else "accept"
 
 
+def _kept(intent, plan):
+    """One intent of Plan.kept() as [(name, nft text)]."""
+    kind = intent["kind"]
+    if kind == "loopback":
+        return [("loopback", 'oifname "lo" accept')]
+    if kind == "established":
+        return [("established", "ct state established,related accept")]
+    if kind == "pickup":
+        return [("pickup", "ct state new tcp flags ack / syn,ack accept")]
+    if kind == "icmp":
+        return [("icmp", "meta l4proto { icmp, ipv6-icmp } accept")]
+    if kind == "dns" and intent["family"] is None:
+        return [("dns", "meta l4proto { tcp, udp } th dport 53 accept")]
+    if kind == "dns":
+        servers = intent["servers"]
+        # written as nft prints it back, so the rule text compares equal
+        where = servers[0] if len(servers) == 1 else "{ %s }" % ", ".join(servers)
+        return [("dns-v%d" % intent["family"], "%s daddr %s meta l4proto { tcp, udp } th dport 53 accept"
+                 % (_IP[intent["family"]], where))]
+    if kind == "keep":
+        return [("keep-v%d" % intent["family"], "%s daddr @keep_v%d accept" % (_IP[intent["family"]], intent["family"]))]
+    raise FirewallError("internal error: unknown kept traffic %r" % (kind,))
+
+
 def rules(plan):
     """The chain's rules as (id, nft text), in order."""
     out = []
-    if plan.policy == "drop":
-        if plan.path == "output":
-            out.append(("loopback", 'oifname "lo" accept'))
-        out.append(("established", "ct state established,related accept"))
-        if plan.allow_icmp:
-            out.append(("icmp", "meta l4proto { icmp, ipv6-icmp } accept"))
-        if plan.dns_servers:
-            for fam in plan.families:
-                servers = [s for s in plan.dns_servers if ipaddress.ip_address(s).version == fam]
-                if servers:
-                    out.append(("dns-v%d" % fam, "%s daddr { %s } meta l4proto { tcp, udp } th dport 53 accept"
-                                % (_IP[fam], ", ".join(servers))))
-        else:
-            out.append(("dns", "meta l4proto { tcp, udp } th dport 53 accept"))
-        for fam in plan.families:
-            if plan.keep_networks[fam]:
-                out.append(("keep-v%d" % fam, "%s daddr @keep_v%d accept" % (_IP[fam], fam)))
+    for intent in plan.kept():
+        out.extend(_kept(intent, plan))
     for fam in plan.families:
         out.append(("allow-v%d" % fam, "%s daddr . meta l4proto . th dport @allow_v%d counter %s"
                     % (_IP[fam], fam, _accept(plan))))
@@ -57,8 +66,10 @@ def rules(plan):
         for fam in plan.families:
             for proto in ("tcp", "udp"):
                 if g[proto]:
-                    out.append(("%s-v%d-%s" % (g["name"], fam, proto), "%s daddr @%s_v%d %s dport { %s } counter %s" % (
-                        _IP[fam], g["name"], fam, proto, ", ".join(str(p) for p in g[proto]), _accept(plan))))
+                    ports = ", ".join(str(p) for p in g[proto])
+                    ports = ports if len(g[proto]) == 1 else "{ %s }" % ports    # as nft prints it back
+                    out.append(("%s-v%d-%s" % (g["name"], fam, proto), "%s daddr @%s_v%d %s dport %s counter %s" % (
+                        _IP[fam], g["name"], fam, proto, ports, _accept(plan))))
     return [(rule_id(name, body), body) for name, body in out]
 
 
@@ -69,7 +80,7 @@ def _element(net, proto, port):
 def desired_state(plan):
     """The state model (see _plan.describe) the table will have after apply."""
     state = {
-        "chains": {CHAIN: "hook %s priority %d policy %s" % (plan.path, PRIORITY, plan.policy)},
+        "chains": {CHAIN: "hook %s priority %d policy %s" % (plan.hook, PRIORITY, plan.policy)},
         "rules": ["%s: %s" % (CHAIN, rid) for rid, _body in rules(plan)],
         "rule_text": dict((rid, body) for rid, body in rules(plan)),
         "sets": {},
@@ -112,7 +123,7 @@ def render(plan, table=DEFAULT_TABLE, dynamic=None):
                 lines.append("\t\telements = { %s }" % ", ".join(dynamic[name]))
             lines.append("\t}")
     lines.append("\tchain %s {" % CHAIN)
-    lines.append("\t\ttype filter hook %s priority %d; policy %s;" % (plan.path, PRIORITY, plan.policy))
+    lines.append("\t\ttype filter hook %s priority %d; policy %s;" % (plan.hook, PRIORITY, plan.policy))
     for rid, body in rules(plan):
         lines.append('\t\t%s comment "%s"' % (body, rid))
     lines.append("\t}")
@@ -237,8 +248,8 @@ class NftablesBackend(Backend):
     def restore(self, snapshot):
         self._nft(["-f", "-"], snapshot, "restoring the previous table failed")
 
-    def restore_commands(self, snapshot_path):
-        return [["nft", "-f", snapshot_path]]
+    def restore_commands(self):
+        return [["nft", "-f", "-"]]
 
     def remove(self):
         self._nft(["-f", "-"], removal(self.table), "removing table inet %s failed" % self.table)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import re
 import socket
 
 from ansible_collections.mdmops.apple.plugins.module_utils._catalog import (
@@ -24,10 +25,13 @@ from ansible_collections.mdmops.apple.plugins.module_utils._catalog import (
 )
 
 STRATEGIES = ("cidr", "resolve", "both")
-PATHS = ("output", "forward")
+HOOKS = ("output", "forward")
 POLICIES = ("accept", "drop")
 DEFAULT_TABLE = "mdmops_apple"
 DYN_TIMEOUT = 3600          # seconds an address learnt by the DNS-fed sets stays
+LIMITS = {"extra": 10000, "exclude": 10000, "keep_addresses": 10000, "dns_servers": 64}
+MAX_PORTS = 1024
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)(?!-)[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})*\.?$")
 
 
 class FirewallError(ValueError):
@@ -53,24 +57,55 @@ def _protocols(value, where):
     return protos
 
 
-def _network(value, where):
-    try:
-        return ipaddress.ip_network(str(value).strip(), strict=False)
-    except ValueError:
+def _network(value, where, families=None):
+    """An address or network exactly as written: host bits set under a prefix are an error, not rounded down."""
+    if not isinstance(value, str) or not value.strip():
         raise FirewallError("%s: %r is not an IP address or CIDR network (for example 17.0.0.0/8)" % (where, value))
+    text = value.strip()
+    try:
+        net = ipaddress.ip_network(text)
+    except ValueError:
+        try:
+            loose = ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            raise FirewallError("%s: %r is not an IP address or CIDR network (for example 17.0.0.0/8)" % (where, value))
+        raise FirewallError("%s: %s has host bits set: write the network %s, or the single address %s"
+                            % (where, text, loose, text.split("/")[0]))
+    if families is not None and net.version not in families:
+        raise FirewallError("%s: %s is an IPv%d address but ip_versions is %s: add %d to ip_versions or remove it"
+                            % (where, text, net.version, sorted(families), net.version))
+    return net
+
+
+def _mark(value):
+    """``mark`` as an int: 19780, "19780", "0x4d44" (YAML strings and -e values) are all accepted."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise FirewallError("mark must be a number such as 0x4d44, got %r" % (value,))
+    if isinstance(value, int):
+        mark = value
+    else:
+        try:
+            mark = int(str(value).strip(), 0)
+        except ValueError:
+            raise FirewallError("mark must be a number such as 0x4d44 or 19780, got %r" % (value,))
+    if not 0 < mark < 2 ** 32:
+        raise FirewallError("mark must be between 1 and 0xffffffff, got %r" % (value,))
+    return mark
 
 
 class Plan(object):
     """What the firewall must allow; see the module docs for the fields' meaning."""
 
-    def __init__(self, path, policy, families):
-        self.path = path
+    def __init__(self, hook, policy, families):
+        self.hook = hook
         self.policy = policy
         self.families = families
         self.elements = {4: set(), 6: set()}     # (network, proto, port)
         self.dyn_groups = []                      # {"name", "domains", "hosts", "tcp", "udp"}
         self.keep_networks = {4: set(), 6: set()}
-        self.dns_servers = []                     # empty: DNS to any server
+        self.dns_servers = []                     # addresses or networks (text); empty: DNS to any server
         self.allow_icmp = True
         self.mark = None
         self.uncovered = []
@@ -96,6 +131,39 @@ class Plan(object):
             self.elements[fam] = kept
         for fam in (4, 6):
             self.keep_networks[fam] = set(ipaddress.collapse_addresses(self.keep_networks[fam]))
+
+    def kept(self):
+        """What a default-drop policy keeps, as backend-neutral intents in rule order (empty under accept).
+
+        Each is a dict with ``kind``: ``loopback`` (output only), ``established``
+        (established/related connections), ``pickup`` (TCP packets without SYN
+        of connections opened before the connection tracker knew them, so
+        sessions older than the first tracking rule survive; they cannot open
+        a new connection), ``icmp`` (ICMP and ICMPv6), ``dns`` (``family``:
+        None for any server, else 4 or 6 with ``servers``) and ``keep``
+        (``family``: the keep_addresses of that family).  Each backend renders
+        these; firewalld keeps loopback, established and pickup in its own chains.
+        """
+        if self.policy != "drop":
+            return []
+        out = []
+        if self.hook == "output":
+            out.append({"kind": "loopback"})
+        out.append({"kind": "established"})
+        out.append({"kind": "pickup"})
+        if self.allow_icmp:
+            out.append({"kind": "icmp"})
+        if self.dns_servers:
+            for fam in self.families:
+                servers = [s for s in self.dns_servers if ipaddress.ip_network(s).version == fam]
+                if servers:
+                    out.append({"kind": "dns", "family": fam, "servers": servers})
+        else:
+            out.append({"kind": "dns", "family": None, "servers": []})
+        for fam in self.families:
+            if self.keep_networks[fam]:
+                out.append({"kind": "keep", "family": fam})
+        return out
 
     def sorted_elements(self, fam):
         return sorted(self.elements[fam], key=lambda e: (e[1], e[2], e[0].network_address, e[0].prefixlen))
@@ -150,6 +218,18 @@ def _excluded(host, port, proto, excludes):
 
 def validate_params(p):
     """Check the module's own parameters (beyond the argument spec); return normalised copies."""
+    families = p.get("ip_versions") or [4, 6]
+    if not isinstance(families, list) or not families or set(families) - {4, 6} \
+            or any(isinstance(f, bool) for f in families):
+        raise FirewallError("ip_versions must list 4 and/or 6, got %r" % (p.get("ip_versions"),))
+    families = sorted(set(families))
+    for option, limit in LIMITS.items():
+        value = p.get(option) or []
+        if not isinstance(value, list):
+            raise FirewallError("%s must be a list, got %s" % (option, type(value).__name__))
+        if len(value) > limit:
+            raise FirewallError("%s has %d entries, more than the %d this module takes: use networks (CIDR) "
+                                "instead of single addresses" % (option, len(value), limit))
     extra = []
     for n, item in enumerate(p.get("extra") or []):
         where = "extra[%d]" % n
@@ -165,11 +245,17 @@ def validate_params(p):
             raise FirewallError("%s needs ports, for example ports: [443]" % where)
         if not isinstance(ports, list):
             ports = [ports]
+        if len(ports) > MAX_PORTS:
+            raise FirewallError("%s has %d ports, more than %d" % (where, len(ports), MAX_PORTS))
         entry = {"ports": [_port(x, where) for x in ports], "protocols": _protocols(item.get("protocol"), where)}
         if item.get("address"):
-            entry["network"] = _network(item["address"], where)
+            entry["network"] = _network(item["address"], where, families)
         else:
-            entry["host"] = str(item["host"]).strip().lower()
+            host = item["host"]
+            if not isinstance(host, str) or not _HOSTNAME.match(host.strip()):
+                raise FirewallError("%s: host %r is not a DNS name; give a name such as mdm.example.com, or use "
+                                    "address for an IP or CIDR" % (where, host))
+            entry["host"] = host.strip().lower().rstrip(".")
         extra.append(entry)
     excludes = []
     for n, item in enumerate(p.get("exclude") or []):
@@ -185,14 +271,11 @@ def validate_params(p):
         if ex["protocol"]:
             _protocols(ex["protocol"], where)
         excludes.append(ex)
-    keep = [_network(a, "keep_addresses") for a in (p.get("keep_addresses") or [])]
-    dns = [str(_network(a, "dns_servers").network_address) for a in (p.get("dns_servers") or [])]
-    mark = p.get("mark")
-    if mark is not None and not 0 < int(mark) < 2 ** 32:
-        raise FirewallError("mark must be between 1 and 4294967295, got %r" % mark)
-    families = sorted(set(p.get("ip_versions") or [4, 6]))
-    if not families or set(families) - {4, 6}:
-        raise FirewallError("ip_versions must list 4 and/or 6, got %r" % p.get("ip_versions"))
+    keep = [_network(a, "keep_addresses", families) for a in (p.get("keep_addresses") or [])]
+    dns = []
+    for a in p.get("dns_servers") or []:
+        net = _network(a, "dns_servers", families)
+        dns.append(str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net))
     return extra, excludes, keep, dns, families
 
 
@@ -211,9 +294,13 @@ def build_plan(p, catalog=None, resolver=default_resolver):
         selection = select_from_params(catalog, p)
     except CatalogError as exc:
         raise FirewallError(str(exc))
-    plan = Plan(p.get("path") or "output", p.get("default_policy") or "accept", families)
+    hook = p.get("hook") or p.get("path") or "output"
+    if hook not in HOOKS:
+        raise FirewallError("hook must be output or forward, got %r" % (hook,))
+    mark = _mark(p.get("mark"))
+    plan = Plan(hook, p.get("default_policy") or "accept", families)
     plan.allow_icmp = p.get("allow_icmp", True)
-    plan.mark = p.get("mark")
+    plan.mark = mark
     plan.dns_servers = dns
     for net in keep:
         plan.keep_networks[net.version].add(net)
@@ -292,10 +379,25 @@ def rule_id(name, body):
 
 
 def comparable(state):
-    """The parts of a state model that decide whether anything must change."""
+    """The parts of a state model that decide whether anything must change.
+
+    The rule text counts, not only our comment: a rule whose verdict or
+    matches were edited but which kept our comment reads as changed (each
+    backend writes its rules the way the firewall prints them back).
+    """
     if not state:
         return state
-    return dict((k, v) for k, v in state.items() if k != "rule_text")
+    texts = state.get("rule_text", {})
+    out = dict((k, v) for k, v in state.items() if k != "rule_text")
+    out["rules"] = [(rule, texts.get(rule, texts.get(rule.partition(": ")[2]))) for rule in state.get("rules", [])]
+    return out
+
+
+def difference(want, have):
+    """A unified diff of two state models, for error messages."""
+    import difflib
+    return "".join(difflib.unified_diff(describe(want).splitlines(True), describe(have).splitlines(True),
+                                        "planned", "read back", n=1))
 
 
 def describe(state):
@@ -304,7 +406,7 @@ def describe(state):
     A state model is ``None`` (nothing of ours exists) or a dict with
     ``chains`` ({name: "hook H priority P policy X"}), ``rules`` (list of
     "chain: rule id"; the id changes with the rule's body), ``rule_text``
-    ({rule id: readable body}, shown but not compared) and ``sets``
+    ({rule id: body as the firewall prints it}, compared too) and ``sets``
     ({name: [element, ...]}).
     """
     if not state:

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.lab
 ETC = "/etc/firewalld"
 BUS = "/run/dbus/system_bus_socket"
 BUS_PID = "/run/dbus/pid"
-BASE = {"services": ["device_management", "push_provider"], "default_policy": "drop", "path": "output", "strategy": "cidr"}
+BASE = {"services": ["device_management", "push_provider"], "default_policy": "drop", "hook": "output", "strategy": "cidr"}
 INTERNET = "198.51.100.10"
 TRUSTED = """<?xml version="1.0" encoding="utf-8"?>
 <zone target="ACCEPT">
@@ -321,7 +321,7 @@ def test_firewalld_checker_rejects_before_anything_changes(fw):
     backend = FirewalldBackend(fw.runner, ingress_zone="no-such-zone")
     files, rules, state = _tree(ETC), fw.ruleset(), backend.read()
     with pytest.raises(FirewallError, match="(?s)firewalld rejected the generated configuration.*no-such-zone"):
-        converge(backend, build_plan(dict(BASE, path="forward")))
+        converge(backend, build_plan(dict(BASE, hook="forward")))
     assert _tree(ETC) == files and fw.ruleset() == rules and backend.read() == state
 
 
@@ -347,7 +347,7 @@ def test_forward_path_filters_the_device_and_marks(fw, lab, targets):
     backend = fw.backend()
     base = fw.probe("dev", tcp=[(targets["api4"], 8443)])
     assert base["%s:8443" % targets["api4"]] == "ok", "zone trusted should forward everything before our policy"
-    changed, _before, after, _snap = converge(backend, build_plan(dict(BASE, path="forward", mark=16)))
+    changed, _before, after, _snap = converge(backend, build_plan(dict(BASE, hook="forward", mark=16)))
     assert changed and after["chains"]["mdmops-apple"] == "policy ingress ANY egress ANY priority -100 target REJECT"
     counter = "table inet mdmfwdmark { chain post { type filter hook postrouting priority 300; " \
               "meta mark & 0x10 == 0x10 ip daddr %s counter; }; }\n" % targets["api4"]
@@ -366,7 +366,7 @@ def test_forward_path_filters_the_device_and_marks(fw, lab, targets):
     assert packets and packets[0] > 0, "no forwarded packet to Apple carried mark 0x10"
     own = fw.probe("corp", tcp=[(targets["api4"], 8443)])
     assert own["%s:8443" % targets["api4"]] == "ok", "the forward policy must not filter corp's own traffic"
-    assert not converge(backend, build_plan(dict(BASE, path="forward", mark=16)))[0]
+    assert not converge(backend, build_plan(dict(BASE, hook="forward", mark=16)))[0]
 
 
 def test_wildcards_fed_by_dnsmasq_nftset(fw, lab, targets, tmp_path):
@@ -397,14 +397,17 @@ def test_wildcards_fed_by_dnsmasq_nftset(fw, lab, targets, tmp_path):
 
 
 def test_rollback_restores_when_not_confirmed(fw, targets, tmp_path):
+    state_dir = str(tmp_path)
+    lock = os.path.join(state_dir, "firewalld-mdmops_apple.lock")
     backend = fw.backend()
     converge(backend, build_plan(dict(BASE)))
     good, good_snap = backend.read(), backend.snapshot()
+    timer = _rollback.arm(state_dir, "firewalld", "mdmops_apple", good_snap, backend.restore_commands(), 600, lock)
     changed, _before, _after, snap = converge(backend, build_plan(dict(BASE, default_policy="accept")))
     assert changed and fw.probe(tcp=[(targets["api4"], 8443)])["%s:8443" % targets["api4"]] == "ok"
-    job = _rollback.arm(snap, backend.restore_commands, timeout=1, state_dir=str(tmp_path))
-    done = os.path.join(str(tmp_path), job["token"] + ".pending.rolled-back")
-    deadline = time.monotonic() + 30
+    assert _rollback.fire(timer.token, state_dir)
+    done = os.path.join(state_dir, timer.token + ".rolled-back")
+    deadline = time.monotonic() + 60
     while not os.path.exists(done) and time.monotonic() < deadline:
         time.sleep(0.1)
     with open(done) as f:
@@ -413,10 +416,11 @@ def test_rollback_restores_when_not_confirmed(fw, targets, tmp_path):
     assert comparable(backend.read()) == comparable(good)
     assert fw.probe(tcp=[(targets["api4"], 8443)])["%s:8443" % targets["api4"]].startswith("fail")
     # confirmed in time: nothing is restored
+    timer = _rollback.arm(state_dir, "firewalld", "mdmops_apple", backend.snapshot(), backend.restore_commands(),
+                          600, lock)
     changed, _before, after, snap = converge(backend, build_plan(dict(BASE, default_policy="accept")))
-    job = _rollback.arm(snap, backend.restore_commands, timeout=1, state_dir=str(tmp_path))
-    assert _rollback.confirm(job["token"], state_dir=str(tmp_path)) == "confirmed"
-    time.sleep(1.5)
+    assert _rollback.confirm(timer.token, state_dir=state_dir) == "confirmed"
+    assert not _rollback.fire(timer.token, state_dir)
     assert comparable(backend.read()) == comparable(after)
     # restore() in-process (what converge does when the read-back differs from the plan)
     backend.restore(good_snap)

@@ -21,7 +21,7 @@ from ansible_collections.mdmops.apple.plugins.module_utils._firewall._plan impor
 
 pytestmark = pytest.mark.lab
 
-BASE = {"services": ["device_management", "push_provider"], "strategy": "cidr", "default_policy": "drop", "path": "output"}
+BASE = {"services": ["device_management", "push_provider"], "strategy": "cidr", "default_policy": "drop", "hook": "output"}
 EMPTY_TABLE = ["*filter", ":INPUT ACCEPT [0:0]", ":FORWARD ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]", "COMMIT"]
 
 PROBE = r"""
@@ -237,7 +237,7 @@ def test_remove_keeps_user_rules_and_sets(corp):
     assert corp.sh("iptables", "-S", "OUTPUT").splitlines()[1:] == ["-A OUTPUT -j MDMOPS-APPLE", "-A OUTPUT -d 192.0.2.1/32 -j DROP"]
     assert corp.sh("ip6tables", "-S", "OUTPUT").splitlines()[1:] == ["-A OUTPUT -j MDMOPS-APPLE", "-A OUTPUT -d 2001:db8::1/128 -j DROP"]
     snap = corp.backend.snapshot()
-    converge(corp.backend, plan_for(corp, path="forward", ip_versions=[4]))   # jump moves, v6 chain goes
+    converge(corp.backend, plan_for(corp, hook="forward", ip_versions=[4]))   # jump moves, v6 chain goes
     assert corp.sh("iptables", "-S", "OUTPUT").splitlines()[1:] == ["-A OUTPUT -d 192.0.2.1/32 -j DROP"]
     corp.backend.restore(snap)
     assert corp.backend.read() == corp.backend.desired(plan_for(corp))
@@ -248,7 +248,7 @@ def test_remove_keeps_user_rules_and_sets(corp):
 
 def test_forward_path_filters_the_device(corp):
     targets = [["mdmenrollment.apple.com", 443], ["198.51.100.10", 8080]]
-    converge(corp.backend, plan_for(corp, path="forward"))
+    converge(corp.backend, plan_for(corp, hook="forward"))
     dev = corp.probe(targets, ns="dev")
     assert dev["mdmenrollment.apple.com:443"] == "ok" and dev["198.51.100.10:8080"] != "ok", dev
     assert corp.probe(targets)["198.51.100.10:8080"] == "ok"      # corp's own traffic is not filtered
@@ -281,33 +281,36 @@ def test_dns_fed_sets_filled_by_dnsmasq_and_kept(corp, lab, tmp_path):
     assert corp.probe([[courier, 5223]])["%s:5223" % courier] == "ok"
 
 
-def _wait_for(path, seconds):
-    deadline = time.monotonic() + seconds
-    while not os.path.exists(path) and time.monotonic() < deadline:
+def _restored(state_dir, token):
+    """Fire the watcher of ``token`` ("restore now") and wait for its report."""
+    assert _rollback.fire(token, state_dir)
+    done = os.path.join(state_dir, token + ".rolled-back")
+    deadline = time.monotonic() + 60
+    while not os.path.exists(done) and time.monotonic() < deadline:
         time.sleep(0.1)
+    with open(done) as f:
+        return [r["rc"] for r in json.load(f)["results"]]
 
 
 def test_rollback_restores_unless_confirmed(corp, lab, tmp_path):
-    def in_corp(path):
-        return [["ip", "netns", "exec", lab.ns("corp")] + argv for argv in corp.backend.restore_commands(path)]
+    state_dir = str(tmp_path)
+    commands = [["ip", "netns", "exec", lab.ns("corp")] + argv for argv in corp.backend.restore_commands()]
+    lock = os.path.join(state_dir, "iptables-mdmops_apple.lock")
 
     converge(corp.backend, plan_for(corp, default_policy="accept"))
     before = corp.saves()
     snap = corp.backend.snapshot()
+    timer = _rollback.arm(state_dir, "iptables", "mdmops_apple", snap, commands, 600, lock)
     assert converge(corp.backend, plan_for(corp))[0]
-    job = _rollback.arm(snap, in_corp, timeout=2, state_dir=str(tmp_path))
-    time.sleep(4)
-    _wait_for(os.path.join(str(tmp_path), job["token"] + ".pending.rolled-back"), 5)
-    with open(os.path.join(str(tmp_path), job["token"] + ".pending.rolled-back")) as f:
-        assert [r["rc"] for r in json.load(f)["results"]] == [0]
-    assert _rollback.confirm(job["token"], state_dir=str(tmp_path)) == "rolled_back"
+    assert _restored(state_dir, timer.token) == [0]
+    assert _rollback.confirm(timer.token, state_dir=state_dir) == "rolled_back"
     assert corp.saves() == before
 
     snap = corp.backend.snapshot()
+    timer = _rollback.arm(state_dir, "iptables", "mdmops_apple", snap, commands, 600, lock)
     assert converge(corp.backend, plan_for(corp))[0]
     applied = corp.saves()
     assert applied != before
-    job = _rollback.arm(snap, in_corp, timeout=2, state_dir=str(tmp_path))
-    assert _rollback.confirm(job["token"], state_dir=str(tmp_path)) == "confirmed"
-    time.sleep(4)
+    assert _rollback.confirm(timer.token, state_dir=state_dir) == "confirmed"
+    assert not _rollback.fire(timer.token, state_dir)
     assert corp.saves() == applied

@@ -47,3 +47,25 @@ def test_iptables_module_end_to_end(lab, corp):
     gone = apply(lab, {"backend": "iptables", "state": "absent"})
     assert gone["changed"] is True
     assert saves(lab) == corp
+
+
+@pytest.mark.parametrize("hook", ["output", "forward"])
+def test_absent_after_either_hook_leaves_no_empty_builtin_chain(lab, corp, hook):
+    before = lab.run("corp", ["nft", "list", "ruleset"], check=True).stdout
+    res = apply(lab, dict(ARGS, hook=hook, rollback_timeout=0))
+    assert res["changed"] is True and not res["failed"], res
+    assert apply(lab, {"backend": "iptables", "state": "absent"})["changed"] is True
+    assert lab.run("corp", ["nft", "list", "ruleset"], check=True).stdout == before
+
+
+def test_a_verdict_edited_under_our_comment_in_one_family_is_repaired(lab, corp):
+    assert not apply(lab, dict(ARGS, rollback_timeout=0))["failed"]
+    lines = lab.run("corp", ["ip6tables", "-S", "MDMOPS-APPLE"], check=True).stdout.splitlines()[1:]
+    index, line = [(n + 1, ln) for n, ln in enumerate(lines) if "allow-v6" in ln][0]
+    spec = line.split(" ", 2)[2].replace("-j ACCEPT", "-j DROP")
+    lab.run("corp", ["sh", "-c", "ip6tables -R MDMOPS-APPLE %d %s" % (index, spec)], check=True)
+    assert apply(lab, dict(ARGS, rollback_timeout=0), check=True)["changed"] is True
+    assert apply(lab, dict(ARGS, rollback_timeout=0))["changed"] is True
+    assert "-j DROP" not in [ln for ln in lab.run("corp", ["ip6tables", "-S", "MDMOPS-APPLE"], check=True)
+                             .stdout.splitlines() if "allow-v6" in ln][0]
+    assert apply(lab, dict(ARGS, rollback_timeout=0))["changed"] is False

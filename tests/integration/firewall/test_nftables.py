@@ -1,8 +1,6 @@
 """egress_firewall with the nftables backend, proved with real connections in the lab."""
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from tests.integration.firewall.fwlib import apply, connect, ruleset, selected_targets
@@ -170,28 +168,4 @@ def test_mark_lets_another_default_drop_table_accept_the_catalog(lab, corp):
     assert got == {("api.push.apple.com", 443, "tcp"): "ok", ("198.51.100.10", 8080, "tcp"): got[("198.51.100.10", 8080, "tcp")]}
     assert got[("198.51.100.10", 8080, "tcp")] != "ok"
 
-
-def test_manual_rollback_restores_the_previous_rules_unless_confirmed(lab, corp, tmp_path):
-    state = {"state_dir": str(tmp_path)}
-    res = apply(lab, dict(DROP, rollback_timeout=2, rollback_confirm="manual", **state))
-    assert res["rollback"]["pending"] is True and res["changed"] is True
-    assert "table inet mdmops_apple" in ruleset(lab)
-    time.sleep(4)
-    assert ruleset(lab) == corp
-    late = apply(lab, dict(confirm_token=res["rollback"]["token"], **state))
-    assert late["rollback"]["status"] == "rolled_back"
-
-    res = apply(lab, dict(DROP, rollback_timeout=3, rollback_confirm="manual", **state))
-    ok = apply(lab, dict(confirm_token=res["rollback"]["token"], **state))
-    assert ok["rollback"]["status"] == "confirmed" and ok["changed"] is False
-    time.sleep(4)
-    assert "table inet mdmops_apple" in ruleset(lab)
-
-
-def test_auto_rollback_is_confirmed_by_the_action_plugin(lab, corp, tmp_path):
-    res = apply(lab, dict(DROP, rollback_timeout=2, state_dir=str(tmp_path)))
-    assert not res["failed"], res
-    assert res["rollback"]["status"] == "confirmed" and res["rollback"]["pending"] is False
-    time.sleep(3)
-    assert "table inet mdmops_apple" in ruleset(lab)
-    assert res["backup_file"].startswith(str(tmp_path))
+# rollback, lock and takeover tests: test_rollback.py

@@ -94,7 +94,7 @@ def test_rendered_ruleset_keeps_the_promised_traffic_under_drop():
     text = _nftables.render(p)
     assert text.startswith("table inet mdmops_apple {}\ndelete table inet mdmops_apple\n")
     for piece in ('oifname "lo" accept', "ct state established,related accept", "ipv6-icmp",
-                  "ip daddr { 100.64.0.1 } meta l4proto { tcp, udp } th dport 53 accept", "@keep_v4",
+                  "ip daddr 100.64.0.1 meta l4proto { tcp, udp } th dport 53 accept", "@keep_v4",
                   "policy drop;"):
         assert piece in text
     forward = _nftables.render(plan(services=["device_management"], default_policy="drop", path="forward"))
@@ -105,3 +105,57 @@ def test_rule_ids_change_when_a_rule_changes():
     a = dict(_nftables.rules(plan(services=["push_provider"])))
     b = dict(_nftables.rules(plan(services=["push_provider"], mark=0x10)))
     assert set(a) != set(b)
+
+
+@pytest.mark.parametrize("params,message", [
+    ({"dns_servers": ["100.64.0.1/30"]}, "host bits set"),
+    ({"keep_addresses": ["10.0.0.1/8"]}, "host bits set"),
+    ({"extra": [{"address": "2001:db8::1", "ports": [443]}], "ip_versions": [4]}, "IPv6 address but ip_versions"),
+    ({"dns_servers": ["fd64::1"], "ip_versions": [4]}, "IPv6 address but ip_versions"),
+    ({"mark": "0xzz"}, "mark must be a number"),
+    ({"mark": True}, "mark must be a number"),
+    ({"mark": 0}, "between 1 and 0xffffffff"),
+    ({"mark": "0x100000000"}, "between 1 and 0xffffffff"),
+    ({"keep_addresses": [None]}, "not an IP address"),
+    ({"hook": "input"}, "hook must be output or forward"),
+])
+def test_silent_rewrites_are_errors(params, message):
+    with pytest.raises(FirewallError) as exc:
+        plan(services=["push_provider"], **params)
+    assert message in str(exc.value)
+
+
+@pytest.mark.parametrize("value", [0x4d44, "0x4d44", "19780", " 0x4D44 "])
+def test_mark_accepts_what_users_write(value):
+    assert plan(services=["push_provider"], mark=value).mark == 0x4d44
+
+
+def test_dns_servers_are_used_exactly():
+    p = plan(services=["push_provider"], default_policy="drop", dns_servers=["100.64.0.0/30", "100.64.9.9"])
+    assert p.dns_servers == ["100.64.0.0/30", "100.64.9.9"]
+    text = _nftables.render(p)
+    assert "ip daddr { 100.64.0.0/30, 100.64.9.9 } meta l4proto { tcp, udp } th dport 53 accept" in text
+
+
+def test_kept_traffic_is_defined_once_as_intents():
+    p = plan(services=["push_provider"], default_policy="drop", keep_addresses=["10.0.0.0/8"], dns_servers=["fd64::1"])
+    assert [i["kind"] for i in p.kept()] == ["loopback", "established", "pickup", "icmp", "dns", "keep"]
+    assert plan(services=["push_provider"]).kept() == []
+    assert "loopback" not in [i["kind"] for i in plan(services=["push_provider"], default_policy="drop",
+                                                          hook="forward").kept()]
+
+
+def test_comparable_sees_a_changed_verdict_under_our_comment():
+    from ansible_collections.mdmops.apple.plugins.module_utils._firewall._plan import comparable
+    state = {"chains": {"egress": "x"}, "rules": ["egress: mdmops:a:1"], "rule_text": {"mdmops:a:1": "tcp dport 443 accept"},
+             "sets": {}}
+    edited = dict(state, rule_text={"mdmops:a:1": "tcp dport 443 drop"})
+    assert comparable(state) != comparable(edited)
+    assert comparable(state) == comparable(dict(state))
+
+
+def test_huge_lists_are_refused_before_any_work():
+    extra = [{"address": "198.51.100.1", "ports": [443]}] * 10001
+    with pytest.raises(FirewallError) as exc:
+        plan(services=["push_provider"], extra=extra)
+    assert "more than the 10000" in str(exc.value)
