@@ -69,15 +69,18 @@ def test_network_probe(lab):
 
 @pytest.mark.lab
 def test_egress_firewall(lab):
+    # this lab's own state directory: runs side by side (xdist workers, older cores) share the file system
+    state_dir = os.path.join(lab.state_dir, "egress-firewall")
     args = {"services": ["device_management", "apps_content"], "strategy": "both", "rollback_timeout": 30,
-            "backup": True}
+            "backup": True, "state_dir": state_dir}
     try:
         present = ok(run_module("mdmops.apple.egress_firewall", args, interpreter=lab.interpreter("corp")))
         cidr = ok(run_module("mdmops.apple.egress_firewall", dict(args, strategy="cidr"),
                              interpreter=lab.interpreter("corp")))
         assert cidr["uncovered"]
-        absent = ok(run_module("mdmops.apple.egress_firewall", {"state": "absent"},
+        absent = ok(run_module("mdmops.apple.egress_firewall", {"state": "absent", "state_dir": state_dir},
                                interpreter=lab.interpreter("corp")))
     finally:
-        run_module("mdmops.apple.egress_firewall", {"state": "absent"}, interpreter=lab.interpreter("corp"))
+        run_module("mdmops.apple.egress_firewall", {"state": "absent", "state_dir": state_dir},
+                   interpreter=lab.interpreter("corp"))
     check_return_doc("egress_firewall", present, cidr, absent, exhaustive=True)

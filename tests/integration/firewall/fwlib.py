@@ -3,6 +3,7 @@ send real connections from it."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from ansible_collections.mdmops.apple.plugins.module_utils._catalog import load_bundled
@@ -38,7 +39,15 @@ print(json.dumps(out))
 """
 
 
+def state_dir(lab):
+    """The firewall state directory of this lab: labs side by side (pytest-xdist workers) share the
+    file system, so they must not share locks, snapshots or pending timers."""
+    return os.path.join(lab.state_dir, "egress-firewall")
+
+
 def apply(lab, args, ns="corp", check=False, diff=False):
+    args = dict(args)
+    args.setdefault("state_dir", state_dir(lab))
     return run_module(MODULE, args, check=check, diff=diff, interpreter=lab.interpreter(ns))
 
 
