@@ -144,7 +144,7 @@ def normalize(probe, index=0):
     remedy = _text(probe.get("remedy"))
     if remedy is None:
         remedy = _text(tls.get("remedy"))
-    if not remedy and status != OK:
+    if remedy is None and status != OK:      # network_probe without a TLS record: a default by status
         template = DEFAULT_REMEDIES.get(status)
         if template:
             remedy = template.format(name=name or host, host=host, port=port if port is not None else "",

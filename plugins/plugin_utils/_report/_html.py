@@ -78,10 +78,10 @@ thead th{background:var(--panel);font-size:12px;text-transform:uppercase;letter-
 .chip.ok{border-color:var(--ok-line)}.chip.bad{border-color:var(--bad-line)}.chip.inconclusive{border-color:var(--in-line)}
 td.none{color:var(--none);text-align:center}
 .scroll{overflow-x:auto}
-td.cell{white-space:nowrap}
-td.cell.bad{border-left:4px solid var(--bad-line);white-space:normal;min-width:150px;max-width:280px}
-.remedy,details{white-space:normal}
-td.none{width:1%}
+td.cell .status{white-space:nowrap}
+td.cell .remedy,td.cell details{overflow-wrap:anywhere}
+td.none{width:4%}
+td.cell.bad{border-left:4px solid var(--bad-line)}
 .fix{margin:0;padding-left:20px}
 .fix li{margin:0 0 6px}
 .fix .where{font-weight:600}
@@ -98,7 +98,7 @@ details p{margin:4px 0 0;white-space:pre-wrap;word-break:break-word}
  background:var(--alarm-bg);color:var(--alarm-fg);vertical-align:1px}
 .badge.soft{background:transparent;color:inherit;border:1px solid currentColor}
 th.service{background:var(--panel);font-size:13px;text-transform:none;letter-spacing:0;color:var(--fg)}
-td.ep{white-space:nowrap}
+td.ep{overflow-wrap:anywhere}
 td.ep .sub{display:block;color:var(--muted);font-size:12px}
 .grid td{text-align:center;white-space:nowrap}
 .grid td:first-child{text-align:left}
@@ -152,7 +152,7 @@ Apple requires that these hosts are never inspected: devices and MDM servers wil
 <section id="matrix-section" aria-label="Matrix">
 <h2>Service &times; endpoint &times; layer</h2>
 <div class="scroll"><table id="matrix">
-<thead><tr><th>Endpoint</th>{% for l in layers %}<th scope="col">{{ l }}</th>{% endfor %}</tr></thead>
+<thead><tr><th class="epcol">Endpoint</th>{% for l in layers %}<th scope="col">{{ l }}</th>{% endfor %}</tr></thead>
 <tbody>
 {% for service, rows in matrix.items() %}<tr><th class="service" colspan="{{ layers|length + 1 }}" scope="rowgroup">{{ service }}</th></tr>
 {% for row in rows %}<tr data-service="{{ service }}" data-endpoint="{{ row.endpoint }}">

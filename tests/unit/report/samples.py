@@ -63,8 +63,8 @@ def push_probes():
 
 def network_probe_result():
     """A registered network_probe result (tls: true), as the module returns it."""
-    def r(host, port, protocol, status, latency, error=None, name=None, address="17.57.146.20", layer=None, tls=None):
-        out = {"service": "device_management", "host": host, "name": name if name is not None else host, "port": port,
+    def r(host, port, protocol, status, latency, error=None, name="", address="17.57.146.20", layer=None, tls=None):
+        out = {"service": "device_management", "host": host, "name": host if name == "" else name, "port": port,
                "protocol": protocol, "addresses": [address] if address else [], "address": address,
                "status": status, "latency_ms": latency, "error": error, "layer": layer or protocol, "tls": tls}
         return out
