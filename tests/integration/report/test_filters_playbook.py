@@ -55,7 +55,9 @@ def test_reports_from_a_playbook(tmp_path, inputs):
         "probes_file": str(inputs), "out": str(out), "fail_on": ["intercepted", "refused", "dns_failed"]}, **LOCAL))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     results = samples.network_probe_result()["results"]
-    report = json.loads((out / "report.json").read_text())
+    text = (out / "report.json").read_text()
+    assert text.startswith('{\n  "format": "mdmops.apple.probe_report"'), "written as the filter made it"
+    report = json.loads(text)
     assert report["source"] == "network_probe" and report["hostname"] == "localhost"
     assert report["summary"]["failed"] == 3 and report["ok"] is False
     assert len(report["probes"]) == len(results)
