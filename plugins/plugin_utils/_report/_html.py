@@ -78,9 +78,11 @@ thead th{background:var(--panel);font-size:12px;text-transform:uppercase;letter-
 .chip.ok{border-color:var(--ok-line)}.chip.bad{border-color:var(--bad-line)}.chip.inconclusive{border-color:var(--in-line)}
 td.none{color:var(--none);text-align:center}
 .scroll{overflow-x:auto}
+#matrix{table-layout:fixed;font-size:13px}
+#matrix th.epcol{width:17%}
+#matrix td{padding:5px 6px}
 td.cell .status{white-space:nowrap}
-td.cell .remedy,td.cell details{overflow-wrap:anywhere}
-td.none{width:4%}
+td.cell .remedy,td.cell details{overflow-wrap:break-word}
 td.cell.bad{border-left:4px solid var(--bad-line)}
 .fix{margin:0;padding-left:20px}
 .fix li{margin:0 0 6px}
