@@ -115,14 +115,16 @@ footer{color:var(--muted);font-size:12px;margin-top:28px}
 <h1>{{ title }}</h1>
 <p class="meta">Generated {{ generated }}{% if hostname %} on <b>{{ hostname }}</b>{% endif %}
  &middot; {{ summary.total }} probe{{ "" if summary.total == 1 else "s" }} from <code>{{ source }}</code>
- &middot; fail_on: {% if fail_on %}{% for s in fail_on %}<code>{{ s }}</code>{{ ", " if not loop.last }}{% endfor %}{% else %}none (informational){% endif %}</p>
+ &middot; fail_on: {% if fail_on %}{% for s in fail_on %}<code>{{ s }}</code>{{ ", " if not loop.last }}{% endfor %}{% else %}none (informational)
+{%- endif %}</p>
 </header>
 <section id="summary" aria-label="Summary">
 <div id="verdict" class="verdict {{ verdict.cls }}">{{ verdict.headline }}<span class="why">{{ verdict.why }}</span></div>
 {% if intercepted %}
 <div id="interception" class="alarm" role="alert"><strong>HTTPS inspection detected on Apple push hosts</strong>
 Apple requires that these hosts are never inspected: devices and MDM servers will not connect through it.
-<ul>{% for p in intercepted %}<li><b>{{ p.endpoint }}</b> ({{ p.service }}, {{ p.layer }}): {{ p.detail or p.status }}{% if p.remedy %} &mdash; {{ p.remedy }}{% endif %}</li>{% endfor %}</ul></div>
+<ul>{% for p in intercepted %}<li><b>{{ p.endpoint }}</b> ({{ p.service }}, {{ p.layer }}): {{ p.detail or p.status }}
+{%- if p.remedy %} &mdash; {{ p.remedy }}{% endif %}</li>{% endfor %}</ul></div>
 {% endif %}
 <div class="tiles">
 <div class="tile"><b>{{ summary.total }}</b><span>probes</span></div>
@@ -131,17 +133,20 @@ Apple requires that these hosts are never inspected: devices and MDM servers wil
 <div class="tile inconclusive"><b>{{ summary.inconclusive }}</b><span>inconclusive</span></div>
 <div class="tile{{ ' bad' if summary.failed else '' }}"><b>{{ summary.failed }}</b><span>fail the run (fail_on)</span></div>
 </div>
-<ul class="chips" aria-label="Probes by status">{% for s, n in summary.by_status.items() %}<li class="chip {{ status_class(s) }}">{{ symbol(s) }} {{ s }}: {{ n }}</li>{% endfor %}</ul>
+<ul class="chips" aria-label="Probes by status">
+{%- for s, n in summary.by_status.items() %}<li class="chip {{ status_class(s) }}">{{ symbol(s) }} {{ s }}: {{ n }}</li>{% endfor %}</ul>
 {% if fixes %}
 <h2>What to fix</h2>
-<ol class="fix" id="fixes">{% for f in fixes %}<li><span class="where mono">{{ f.where }}</span> <span class="chip {{ f.cls }}">{{ f.status }}</span>{% if f.failed %} <span class="badge soft">fails run</span>{% endif %}<br>{{ f.remedy }}</li>
+<ol class="fix" id="fixes">{% for f in fixes %}<li><span class="where mono">{{ f.where }}</span> <span class="chip {{ f.cls }}">{{ f.status }}</span>
+{%- if f.failed %} <span class="badge soft">fails run</span>{% endif %}<br>{{ f.remedy }}</li>
 {% endfor %}</ol>
 {% endif %}
 <h2>By service and layer</h2>
 <table class="grid" id="service-layers">
 <thead><tr><th>Service</th>{% for l in layers %}<th>{{ l }}</th>{% endfor %}</tr></thead>
 <tbody>{% for service, per in summary.by_service_layer.items() %}<tr><td>{{ service }}</td>
-{% for l in layers %}{% set c = grid_cell(per.get(l)) %}{% if c %}<td class="{{ c.cls }}" title="{{ c.title }}">{{ c.ok }}/{{ c.total }} ok</td>{% else %}<td class="none">&ndash;</td>{% endif %}{% endfor %}</tr>
+{% for l in layers %}{% set c = grid_cell(per.get(l)) %}{% if c %}<td class="{{ c.cls }}" title="{{ c.title }}">{{ c.ok }}/{{ c.total }} ok</td>
+{%- else %}<td class="none">&ndash;</td>{% endif %}{% endfor %}</tr>
 {% endfor %}</tbody>
 </table>
 {% if certificates %}
@@ -158,17 +163,22 @@ Apple requires that these hosts are never inspected: devices and MDM servers wil
 <tbody>
 {% for service, rows in matrix.items() %}<tr><th class="service" colspan="{{ layers|length + 1 }}" scope="rowgroup">{{ service }}</th></tr>
 {% for row in rows %}<tr data-service="{{ service }}" data-endpoint="{{ row.endpoint }}">
-<td class="ep mono">{{ row.endpoint }}{% if row.name %}<span class="sub">{{ row.name }}{% if row.address %} &middot; {{ row.address }}{% endif %}</span>{% elif row.address %}<span class="sub">{{ row.address }}</span>{% endif %}</td>
-{% for l in layers %}{% set cell = row.cells.get(l) %}{% if cell %}<td class="cell {{ cell.cls }}" data-layer="{{ l }}" data-status="{{ cell.status }}">
-{% for p in cell.probes %}<div class="probe"><span class="status">{{ symbol(p.status) }} {{ p.status }}</span>{% if p.latency_ms is not none %}<span class="lat">{{ ms(p.latency_ms) }}</span>{% endif %}
-{% if p.status == "intercepted" %}<span class="badge">HTTPS inspection</span>{% endif %}{% if p.failed %}<span class="badge soft">fails run</span>{% endif %}
+<td class="ep mono">{{ row.endpoint }}{% if row.name %}<span class="sub">{{ row.name }}{% if row.address %} &middot; {{ row.address }}
+{%- endif %}</span>{% elif row.address %}<span class="sub">{{ row.address }}</span>{% endif %}</td>
+{% for l in layers %}{% set cell = row.cells.get(l) %}
+{%- if cell %}<td class="cell {{ cell.cls }}" data-layer="{{ l }}" data-status="{{ cell.status }}">
+{% for p in cell.probes %}<div class="probe"><span class="status">{{ symbol(p.status) }} {{ p.status }}</span>
+{%- if p.latency_ms is not none %}<span class="lat">{{ ms(p.latency_ms) }}</span>{% endif %}
+{% if p.status == "intercepted" %}<span class="badge">HTTPS inspection</span>{% endif %}{% if p.failed %}<span class="badge soft">fails run</span>
+{%- endif %}
 {% if p.severity == 2 and p.remedy %}<p class="remedy">{{ p.remedy }}</p>{% endif %}
 {% if p.detail %}<details><summary>detail</summary><p>{{ p.detail }}</p></details>{% endif %}</div>
 {% endfor %}</td>{% else %}<td class="none" data-layer="{{ l }}">&ndash;</td>{% endif %}{% endfor %}
 </tr>
 {% endfor %}{% endfor %}</tbody>
 </table></div>
-<p class="legend"><span class="ok">&#x2713; ok</span><span class="inconclusive">? inconclusive (no UDP answer, not probed)</span><span class="bad">&#x2717; not ok</span> &ndash; layer not probed. A cell marked <b>fails run</b> has a status listed in fail_on.</p>
+<p class="legend"><span class="ok">&#x2713; ok</span><span class="inconclusive">? inconclusive (no UDP answer, not probed)</span>
+<span class="bad">&#x2717; not ok</span> &ndash; layer not probed. A cell marked <b>fails run</b> has a status listed in fail_on.</p>
 </section>
 <footer>mdmops.apple &middot; {{ title }} &middot; {{ generated }}</footer>
 </body>
@@ -246,8 +256,8 @@ def _grid_cell(statuses):
 def _verdict(report, summary):
     if report.failures:
         statuses = sorted({p["status"] for p in report.failures})
-        return {"cls": "bad", "headline": u"\u2717 %d of %d probes fail the run" % (len(report.failures),
-                                                                                   summary["total"]),
+        headline = u"\u2717 %d of %d probes fail the run" % (len(report.failures), summary["total"])
+        return {"cls": "bad", "headline": headline,
                 "why": "Statuses in fail_on found: %s. Each failed cell below says what to do." % ", ".join(statuses)}
     if summary["not_ok"]:
         return {"cls": "bad", "headline": u"\u2717 %d of %d probes are not ok" % (summary["not_ok"], summary["total"]),
@@ -290,4 +300,3 @@ def render_html(data, **kwargs):
         verdict=_verdict(report, summary), fixes=fixes, symbol=lambda s: SYMBOLS[severity(s)],
         status_class=lambda s: CLASSES[severity(s)], grid_cell=_grid_cell, ms=_ms,
     )
-

@@ -49,7 +49,7 @@ def test_strict_format():
             assert NAME.match(current) and current not in declared
             declared[current] = None
         elif line.startswith("# TYPE "):
-            _, _, name, kind = line.split(" ")
+            name, kind = line.split(" ")[2:]
             assert name == current and kind == "gauge"
             declared[name] = kind
         else:
@@ -69,8 +69,8 @@ def test_values_parsed_by_prometheus_client():
     families = parse(render(probes, certificates=samples.CERTIFICATE))
     ok = samples_of(families, "mdmops_apple_probe_ok")
     assert len(ok) == len(probes)
-    intercepted = [v for labels, v in ok if labels == {"service": "device_management", "host": "*.push.apple.com",
-                                                        "port": "5223", "layer": "tls"}]
+    courier_tls = {"service": "device_management", "host": "*.push.apple.com", "port": "5223", "layer": "tls"}
+    intercepted = [v for labels, v in ok if labels == courier_tls]
     assert intercepted == [0.0]
     assert sum(v for _l, v in ok) == sum(1 for p in probes if p["status"] == "ok")
     dns = [labels for labels, _v in ok if labels["layer"] == "dns"]
@@ -115,8 +115,8 @@ def test_skipped_probes_are_not_reported_broken():
 def test_same_labels_merge_into_one_series():
     probes = [samples._p("s", "h", 443, "tcp", "ok", 5.0), samples._p("s", "h", 443, "tcp", "refused", 9.0)]
     families = parse(render(probes))
-    assert samples_of(families, "mdmops_apple_probe_ok") == [({"service": "s", "host": "h", "port": "443",
-                                                                 "layer": "tcp"}, 0.0)]
+    series = {"service": "s", "host": "h", "port": "443", "layer": "tcp"}
+    assert samples_of(families, "mdmops_apple_probe_ok") == [(series, 0.0)]
     assert samples_of(families, "mdmops_apple_probe_latency_seconds")[0][1] == pytest.approx(0.009)
 
 
