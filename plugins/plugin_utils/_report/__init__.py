@@ -102,7 +102,14 @@ def probes_from(data):
         if isinstance(data.get("probes"), list):
             return data["probes"], "push_connectivity"
         if isinstance(data.get("results"), list):
-            return data["results"], "network_probe"
+            items = data["results"]
+            if items and all(isinstance(i, dict) and "status" not in i
+                             and isinstance(i.get("probes", i.get("results")), list) for i in items):
+                # a looped task's registered result: one module result per item
+                parts = [probes_from(i) for i in items]
+                sources = sorted({source for _p, source in parts})
+                return [p for probes, _s in parts for p in probes], "+".join(sources)
+            return items, "network_probe"
         if data.get("skipped"):
             raise ReportError("the registered result is of a skipped task: it holds no probes")
         raise ReportError("expected a list of probes, or the registered result of mdmops.apple.push_connectivity "
@@ -164,10 +171,9 @@ def normalize(probe, index=0):
     for key in ("protocol", "topic", "environment"):
         if probe.get(key) is not None:
             out[key] = _text(probe.get(key))
-    if tls:
-        for key in ("sni", "alpn", "tls_version", "root"):
-            if tls.get(key) is not None:
-                out.setdefault("tls_" + key if not key.startswith("tls") else key, _text(tls.get(key)))
+    for key, name in (("sni", "tls_sni"), ("alpn", "tls_alpn"), ("tls_version", "tls_version"), ("root", "tls_root")):
+        if tls.get(key) is not None:
+            out.setdefault(name, _text(tls[key]))
     return out
 
 

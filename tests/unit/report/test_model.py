@@ -41,6 +41,14 @@ def test_network_probe_result_is_mapped():
     assert skipped["status"] == "skipped" and skipped["name"] is None and "wildcard" in skipped["remedy"]
 
 
+def test_looped_task_result_is_flattened():
+    one, two = samples.network_probe_result(), samples.network_probe_result()
+    two["results"] = two["results"][:2]
+    report = build_report({"changed": False, "results": [dict(one, item="a"), dict(two, item="b")]})
+    assert report.source == "network_probe"
+    assert len(report.probes) == len(one["results"]) + 2
+
+
 def test_network_probe_without_tls_uses_protocol_as_layer():
     rows = [{"service": "dns", "host": "time.apple.com", "name": "time.apple.com", "port": 123, "protocol": "udp",
              "addresses": [], "address": "17.253.14.125", "status": "no_answer", "latency_ms": 3000.0,
