@@ -31,6 +31,8 @@ export PATH="$PWD/.venv/bin:$PATH"
 export ANSIBLE_LOCALHOST_WARNING=False ANSIBLE_DEPRECATION_WARNINGS=False ANSIBLE_NOCOLOR=1 PY_COLORS=0 NO_COLOR=1
 # the lab must come up here: a lab that cannot start fails the run instead of skipping
 export MDMOPS_LAB_REQUIRED=1
+# the HTML report must be opened in a real browser: a missing chromium fails the run
+export MDMOPS_BROWSER_REQUIRED=1
 BASE=${MDMOPS_LAB_PREFIX:-mdmt}
 JOBS=${MDMOPS_TEST_JOBS:-3}
 LAB_WORKERS=${MDMOPS_TEST_WORKERS:-2}
