@@ -106,7 +106,7 @@ run_step() {
     serial) MDMOPS_LAB_PREFIX="${BASE}s" run_pytest 1 -m serial tests/integration ;;
     compat-*) MDMOPS_LAB_PREFIX="${BASE}c${1#compat-2.}" bash scripts/compat.sh "${1#compat-}" ;;
     sanity-*) bash scripts/sanity.sh --core "${1#sanity-}" ;;
-    lint) ansible-lint --offline --profile production ;;
+    lint) ansible-lint --offline --profile production && antsibull-changelog lint ;;
     molecule) MDMOPS_LAB_PREFIX="${BASE}m" bash scripts/molecule.sh ;;
   esac
 }
