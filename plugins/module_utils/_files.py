@@ -427,8 +427,8 @@ def secure_state_dir(path: str, option: Optional[str] = "state_dir", create: boo
             continue
         if not _dir_is_safe(a_info):
             raise FileError("%s: its parent %s can be changed by another user (owner uid %d, mode %04o); "
-                            "use a directory under a root-owned path" % (label, ancestor, a_info.st_uid,
-                                                                        a_info.st_mode & 0o7777))
+                            "use a directory under a root-owned path"
+                            % (label, ancestor, a_info.st_uid, a_info.st_mode & 0o7777))
     return path
 
 

@@ -354,7 +354,8 @@ rollback:
 import shutil
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.mdmops.apple.plugins.module_utils._catalog import SELECTION_ARGSPEC, CatalogError
+from ansible_collections.mdmops.apple.plugins.module_utils._argspec import catalog_selection_spec
+from ansible_collections.mdmops.apple.plugins.module_utils._catalog import CatalogError
 from ansible_collections.mdmops.apple.plugins.module_utils._firewall._plan import FirewallError
 from ansible_collections.mdmops.apple.plugins.module_utils._firewall._rollback import RollbackError, safe_token
 from ansible_collections.mdmops.apple.plugins.module_utils._firewall._run import BACKEND_NAMES, load_backend, run
@@ -380,7 +381,7 @@ def _check(p):
 
 
 def main():
-    argument_spec = dict(SELECTION_ARGSPEC)
+    argument_spec = catalog_selection_spec()
     argument_spec.update(
         backend=dict(type="str", default="nftables", choices=list(BACKEND_NAMES)),
         state=dict(type="str", default="present", choices=["present", "absent"]),

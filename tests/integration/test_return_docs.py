@@ -74,7 +74,9 @@ def test_egress_firewall(lab):
     args = {"services": ["device_management", "apps_content"], "strategy": "both", "rollback_timeout": 30,
             "backup": True, "state_dir": state_dir}
     try:
-        present = ok(run_module("mdmops.apple.egress_firewall", args, interpreter=lab.interpreter("corp")))
+        # left pending (manual confirmation), so that the next run takes its timer over (rollback.superseded)
+        present = ok(run_module("mdmops.apple.egress_firewall", dict(args, rollback_confirm="manual"),
+                                interpreter=lab.interpreter("corp")))
         cidr = ok(run_module("mdmops.apple.egress_firewall", dict(args, strategy="cidr"),
                              interpreter=lab.interpreter("corp")))
         assert cidr["uncovered"]

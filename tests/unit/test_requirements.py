@@ -33,7 +33,9 @@ def third_party_imports(top):
                     continue
                 for mod in mods:
                     root = mod.split(".")[0]
-                    if root in sys.stdlib_module_names or root in ("ansible", "ansible_collections", "__future__"):
+                    # jinja2 (controller-side report writers) comes with ansible-core itself
+                    if root in sys.stdlib_module_names or root in ("ansible", "ansible_collections", "__future__",
+                                                                   "jinja2"):
                         continue
                     found.setdefault(DISTRIBUTIONS.get(root, root), os.path.relpath(path, REPO))
     return found

@@ -386,7 +386,8 @@ def test_failure_under_ignore_errors_carries_msg_only(tmp_path):
     for name in ("info", "request"):
         result = results[name]
         assert set(result) - {"warnings", "deprecations"} == set(reference), (name, result)
-        assert result["exception"] == reference["exception"]
+        # ansible-core 2.19 adds "exception" to every failure (ours and ansible.builtin.fail alike); 2.17/2.18 do not
+        assert result.get("exception") == reference.get("exception")
         assert result["failed"] is True and result["msg"]
     assert "file not found" in results["info"]["msg"]
     assert "name the same file" in results["request"]["msg"]

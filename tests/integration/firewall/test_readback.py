@@ -22,7 +22,7 @@ PARAMS = [
     dict(services=["push_provider"], default_policy="drop", dns_servers=["100.64.0.0/30", "100.64.9.9", "fd64::/64"]),
     dict(services=["push_provider", "device_management"], default_policy="drop", hook="forward", strategy="resolve"),
     dict(services=["device_setup"], strategy="both", mark=16, extra=[{"address": "198.51.100.7", "ports": [8443],
-                                                                       "protocol": "both"}]),
+                                                                      "protocol": "both"}]),
 ]
 
 

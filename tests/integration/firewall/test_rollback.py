@@ -169,7 +169,7 @@ def test_a_run_without_timer_cancels_a_pending_one_and_says_so(lab, corp, state_
     token = first["rollback"]["token"]
     second = apply(lab, {"services": DM, "state_dir": state_dir})          # accept policy, no timer
     assert second["changed"] is True and second["rollback"] == {"pending": False, "superseded": [token],
-                                                                 "status": "superseded"}
+                                                                "status": "superseded"}
     assert pending(state_dir) == [] and "policy accept" in ruleset(lab)
 
 

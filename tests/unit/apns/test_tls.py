@@ -15,6 +15,10 @@ def lab_pki():
     return labpki.AppleLabPKI()
 
 
+def _cn(name):
+    return name.get_attributes_for_oid(labpki.NameOID.COMMON_NAME)[0].value
+
+
 def der(issued):
     return issued.cert.public_bytes(Encoding.DER)
 
@@ -47,9 +51,8 @@ def test_der_reader_agrees_with_cryptography(lab_pki):
     for issued in (leaf, lab_pki.apple_server, lab_pki.usertrust, lab_pki.intercept):
         info = _tls.parse_der(der(issued))
         cert = issued.cert
-        cn = lambda n: n.get_attributes_for_oid(labpki.NameOID.COMMON_NAME)[0].value  # noqa: E731
-        assert info["subject_cn"] == cn(cert.subject)
-        assert info["issuer_cn"] == cn(cert.issuer)
+        assert info["subject_cn"] == _cn(cert.subject)
+        assert info["issuer_cn"] == _cn(cert.issuer)
         assert info["not_after"] == cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
         assert info["self_signed"] == (cert.subject == cert.issuer)
         assert info["parse_error"] is None

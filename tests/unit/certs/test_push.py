@@ -129,7 +129,7 @@ class TestLoadForms:
 
     def test_pem_with_encrypted_key_and_password(self, push):
         material = mat.load_certificates(push.cert_pem() + push.key_bytes(password=PASSWORD), "p",
-                                           password=PASSWORD)
+                                         password=PASSWORD)
         assert guards.key_matches(push.cert, material.private_key).ok
 
 
@@ -297,7 +297,7 @@ class TestDescribe:
         end = push.cert.not_valid_after_utc
         assert fct.describe_certificate(push.cert, at=end - dt.timedelta(days=10))["expires_soon"] is True
         assert fct.describe_certificate(push.cert, at=end - dt.timedelta(days=10),
-                                          expires_within_days=5)["expires_soon"] is False
+                                        expires_within_days=5)["expires_soon"] is False
         after = fct.describe_certificate(push.cert, at=end + dt.timedelta(days=2))
         assert after["expired"] and after["expires_soon"] and after["days_remaining"] == -2
         before = fct.describe_certificate(push.cert, at=push.cert.not_valid_before_utc - dt.timedelta(hours=1))

@@ -247,7 +247,7 @@ class TestInputs:
         (tmp_path / "cur.p12").write_bytes(push.pkcs12(b"Right-Pw"))
         source = mat.CertificateInput(content=push.cert_pem())
         for password, fragment in (("wrong", "cannot be opened with the given password (option "
-                                              "compare_to_certificate_password)"),
+                                             "compare_to_certificate_password)"),
                                    (None, "password protected: give its password (option "
                                           "compare_to_certificate_password)")):
             compare = mat.CertificateInput(path=str(tmp_path / "cur.p12"), certificate_password=password,

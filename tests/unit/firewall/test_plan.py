@@ -142,7 +142,7 @@ def test_kept_traffic_is_defined_once_as_intents():
     assert [i["kind"] for i in p.kept()] == ["loopback", "established", "pickup", "icmp", "dns", "keep"]
     assert plan(services=["push_provider"]).kept() == []
     assert "loopback" not in [i["kind"] for i in plan(services=["push_provider"], default_policy="drop",
-                                                          hook="forward").kept()]
+                                                      hook="forward").kept()]
 
 
 def test_comparable_sees_a_changed_verdict_under_our_comment():
