@@ -46,8 +46,8 @@ SERIAL_FILES = ("test_firewalld",)
 # test_return_docs.py runs every module (egress_firewall through its action plugin and the
 # rollback confirmation), collection/ builds, installs and documents it with that core's
 # ansible-galaxy and ansible-doc. The certificate modules' own tests (check mode, backups,
-# atomic writes) exercise our code more than the core's and run once, like the backends. Backend behaviour (nft, iptables, firewalld) does not depend on the
-# core and runs once. Mark a test `compat` by hand when it checks something a core decides
+# atomic writes) exercise our code more than the core's and run once, like the backends:
+# backend behaviour (nft, iptables, firewalld) does not depend on the core. Mark a test `compat` by hand when it checks something a core decides
 # (argument spec validation, deprecated aliases, diff output).
 # The hostile-input suites (certs/test_hostile_inputs.py, firewall/test_hostile.py) test our own
 # validation, which does not depend on the core: they run once, on the current core.
