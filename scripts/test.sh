@@ -35,7 +35,7 @@ export MDMOPS_LAB_REQUIRED=1
 export MDMOPS_BROWSER_REQUIRED=1
 BASE=${MDMOPS_LAB_PREFIX:-mdmt}
 JOBS=${MDMOPS_TEST_JOBS:-3}
-LAB_WORKERS=${MDMOPS_TEST_WORKERS:-4}   # lab tests wait on timeouts and timers as much as they compute
+LAB_WORKERS=${MDMOPS_TEST_WORKERS:-3}   # lab tests wait on timeouts and timers as much as they compute
 CURRENT_CORE=2.19
 OLDER_CORES=(2.17 2.18)
 

@@ -467,14 +467,3 @@ def select_from_params(catalog, params, hosts=None):
     return catalog.select(services=params.get("services"), platforms=params.get("platforms"),
                           protocols=params.get("protocols"), initiators=params.get("initiators"),
                           hosts=hosts, include_retired=retired)
-
-
-# Kept for modules not yet on ``_argspec.catalog_selection_spec()`` (egress_firewall):
-# the same options without ``hosts``.
-SELECTION_ARGSPEC = {
-    "services": {"type": "list", "elements": "str", "default": ["all"]},
-    "platforms": {"type": "list", "elements": "str", "default": []},
-    "protocols": {"type": "list", "elements": "str", "default": [], "choices": list(PROTOCOLS)},
-    "initiators": {"type": "list", "elements": "str", "default": [], "choices": list(INITIATORS)},
-    "include_retired": {"type": "bool", "default": False},
-}

@@ -148,7 +148,9 @@ def test_two_concurrent_applies_end_consistent(lab, corp, state_dir, backend):
 
 
 def test_a_stale_timer_never_undoes_a_confirmed_change(lab, corp, state_dir):
-    first = apply(lab, dict(DROP, rollback_timeout=5, rollback_confirm="manual", state_dir=state_dir))
+    # the first timer must still be pending when the second run starts, however loaded the machine
+    started = time.monotonic()
+    first = apply(lab, dict(DROP, rollback_timeout=30, rollback_confirm="manual", state_dir=state_dir))
     assert first["rollback"]["pending"] is True
     token = first["rollback"]["token"]
     pid = json.load(open(os.path.join(state_dir, token + ".pending")))["pid"]
@@ -157,7 +159,8 @@ def test_a_stale_timer_never_undoes_a_confirmed_change(lab, corp, state_dir):
     assert second["rollback"]["status"] == "confirmed" and second["rollback"]["superseded"] == [token]
     assert "took over the pending rollback timer" in second["_stdout"]
     wait_for(lambda: not alive(pid), "the first timer to stop")
-    time.sleep(6)                      # past the first timer's deadline: nothing may have been restored
+    # past the first timer's deadline: nothing may have been restored
+    time.sleep(max(0.0, started + 31 - time.monotonic()))
     assert "udp . 123" in ruleset(lab)
     assert apply(lab, dict(DROP, services=DM + ["device_setup"], state_dir=state_dir))["changed"] is False
     late = apply(lab, {"confirm_token": token, "state_dir": state_dir})
