@@ -23,6 +23,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from tests.lib.ansible_run import run_module
+from tests.lib.keys import truncated_private_key_pem
 
 INFO = "mdmops.apple.push_certificate_info"
 REQUEST = "mdmops.apple.push_certificate_request"
@@ -192,9 +193,10 @@ class TestRequestKeys:
         clean_failure(REQUEST, request_args(tmp_path, csr_path=str(tmp_path / "push.pem")), tmp_path,
                       "not a certificate signing request", "force: true")
 
-    @pytest.mark.parametrize("content", [b"", b"garbage\n", b"-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkq\n",
-                                         b"\x30\x82\x01\x00\x02\x01\x00"])
+    @pytest.mark.parametrize("content", [b"", b"garbage\n", "truncated PEM", b"\x30\x82\x01\x00\x02\x01\x00"])
     def test_existing_key_that_cannot_be_read(self, tmp_path, content):
+        if content == "truncated PEM":
+            content = truncated_private_key_pem()
         (tmp_path / "push.key").write_bytes(content)
         clean_failure(REQUEST, request_args(tmp_path), tmp_path, "privatekey_path", "kept untouched",
                       "force: true")

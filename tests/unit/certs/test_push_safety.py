@@ -15,6 +15,7 @@ from ansible_collections.mdmops.apple.plugins.module_utils._push import _facts a
 from ansible_collections.mdmops.apple.plugins.module_utils._push import _material as mat
 from ansible_collections.mdmops.apple.plugins.module_utils._push import _request as req
 from ansible_collections.mdmops.apple.plugins.module_utils._push._material import CertificateError
+from tests.lib.keys import truncated_private_key_pem
 
 ROOT = os.geteuid() == 0
 
@@ -160,7 +161,7 @@ class TestNeverReplaceAKey:
         assert stat.S_IMODE(os.stat(backups[0]).st_mode) == 0o600
 
     def test_unreadable_existing_key_is_kept(self, tmp_path):
-        for data in (b"", b"garbage", b"-----BEGIN PRIVATE KEY-----\nMIIE\n"):
+        for data in (b"", b"garbage", truncated_private_key_pem(4)):
             (tmp_path / "push.key").write_bytes(data)
             refused(tmp_path, "privatekey_path", "kept untouched", "force: true")
 

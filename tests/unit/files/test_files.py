@@ -169,7 +169,7 @@ def test_create_exclusive_never_follows_or_overwrites(tmp_path):
 
 def test_backup_file_is_private_from_creation(tmp_path, monkeypatch):
     key = tmp_path / "push.key"
-    key.write_bytes(b"-----BEGIN PRIVATE KEY-----")
+    key.write_bytes(b"stands for a private key")
     os.chmod(key, 0o644)
     modes = []
     real_write = os.write
