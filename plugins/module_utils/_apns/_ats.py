@@ -493,7 +493,7 @@ def _new_context(profile, verify, ca_path):
                 pass
         else:
             ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.set_alpn_protocols(["http/1.1"])
+    # no ALPN: a server that knows only h2 might refuse a list without it; without ALPN every server speaks HTTP/1.1
     if verify:
         ctx.verify_mode = ssl.CERT_REQUIRED
         ctx.verify_flags |= _NO_CHECK_TIME
@@ -525,6 +525,7 @@ def _tcp_status(exc):
 def _http_get(tls, host, port, path, timeout):
     """(status, error) of one GET over an established TLS socket."""
     authority = ("[%s]" % host if ":" in host else host) + ("" if port == 443 else ":%d" % port)
+    path = path.replace(" ", "%20").replace("\r", "").replace("\n", "")
     req = ("GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: mdmops.apple ats_check\r\nAccept: */*\r\n"
            "Connection: close\r\n\r\n" % (path, authority)).encode("latin-1", "replace")
     try:
@@ -601,9 +602,14 @@ def ats_check(url, timeout=5.0, ca_path=None, connect=None, address=None):
 
     ``connect(address, port, timeout) -> socket`` (e.g. a proxy tunnel); with it and no ``address``
     the host name is handed to ``connect`` unresolved (the proxy resolves it).  ``address`` skips DNS.
-    ValueError for a URL that is not https or has no host.
+    ValueError for a URL that is not https or has no host, or a ``ca_path`` that holds no CA certificate.
     """
     host, port, path = parse_url(url)
+    try:  # the trust anchors are read once, before anything is sent: a bad ca_path is the caller's error
+        _context("ats", True, ca_path)
+    except (OSError, ValueError, ssl.SSLError) as exc:
+        raise ValueError("ca_path %r cannot be used as trust anchors (%s): give a PEM file or an OpenSSL hashed "
+                         "directory of CA certificates" % (ca_path, exc))
     start = time.monotonic()
     result = {"url": url, "host": host, "port": port, "address": address, "status": None, "failures": [],
               "checks": {}, "tls_version": None, "cipher": None, "signature_hash": None, "key_type": None,
@@ -646,8 +652,6 @@ def ats_check(url, timeout=5.0, ca_path=None, connect=None, address=None):
                 hs["any_version"] = _attempt("any_version", target, host, port, timeout, ca_path, connect, path)
     except _NetworkError as exc:
         return network(exc.status, exc.detail)
-    except ValueError as exc:  # unreadable ca_path
-        return network("error", "trust anchors: %s" % exc)
     done = next((r for r in (hs["ats"], hs["tls12_any"], hs["any_version"]) if r and r["ok"]), None)
     from ansible_collections.mdmops.apple.plugins.module_utils._apns._tls import parse_der
     if done is not None:

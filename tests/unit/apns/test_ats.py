@@ -243,3 +243,16 @@ def test_every_ats_cipher_is_known_to_this_openssl():
     names = {c["name"] for c in ctx.get_ciphers()}
     assert set(_ats.ATS_CIPHERS) <= names
     assert all(n.startswith(("ECDHE-", "TLS_")) for n in names)
+
+
+@pytest.mark.parametrize("content", [None, b"not a certificate\n", b""])
+def test_unusable_ca_path_is_a_value_error_before_any_connection(tmp_path, content):
+    path = tmp_path / "anchors.pem"
+    if content is not None:
+        path.write_bytes(content)
+
+    def connect(address, port, timeout):
+        raise AssertionError("nothing may be sent with unusable trust anchors")
+    with pytest.raises(ValueError) as err:
+        _ats.ats_check("https://mdm.example.com/", ca_path=str(path), connect=connect)
+    assert "ca_path" in str(err.value) and "PEM file" in str(err.value)
