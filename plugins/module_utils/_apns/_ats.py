@@ -334,7 +334,7 @@ def evaluate(host, port, hs, now=None):
     Returns ``(checks, failures)``: checks maps each requirement to ok/failed/unknown, failures
     lists {requirement, detail, remedy} in REQUIREMENTS order.
     """
-    now = now or datetime.datetime.utcnow().replace(microsecond=0)
+    now = now or datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None, microsecond=0)
     checks, details = {}, {}
     ats, any12, anyv = hs.get("ats") or {}, hs.get("tls12_any"), hs.get("any_version")
 
