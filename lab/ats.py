@@ -92,7 +92,6 @@ def resign(cert, issuer_key, algorithm: str = "sha1"):
     if algorithm != "sha1":
         raise ValueError("only sha1 is supported")
     der = cert.public_bytes(serialization.Encoding.DER)
-    _outer, _end = _split(der, 0)
     body_start = 2 + (der[1] & 0x7F if der[1] & 0x80 else 0)
     tbs, i = _split(der, body_start)
     sig_alg, i = _split(der, i)
