@@ -20,8 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 # Status of one probe, from best to worst.
 OK = "ok"
-STATUSES = ("ok", "no_answer", "skipped", "dns_failed", "intercepted", "untrusted", "tls_failed", "refused", "timeout",
-            "unreachable", "blocked_locally", "error")
+STATUSES = ("ok", "no_answer", "skipped", "dns_failed", "intercepted", "untrusted", "tls_failed",
+            "proxy_auth_required", "proxy_refused", "refused", "timeout", "unreachable", "proxy_unreachable",
+            "blocked_locally", "error")
 TLS_KEYS = ("sni", "alpn_offered", "alpn", "tls_version", "cipher", "chain", "chain_source", "root", "chain_verified",
             "verify_error", "detail", "remedy")
 
@@ -64,6 +65,9 @@ def resolve(name, family=0, timeout=None):
 
 
 def classify_oserror(exc):
+    proxy_status = getattr(exc, "proxy_status", None)     # _apns._proxy.ProxyError: already classified
+    if proxy_status:
+        return proxy_status
     code = getattr(exc, "errno", None)
     if isinstance(exc, socket.timeout) or code in (errno.ETIMEDOUT,):
         return "timeout"
