@@ -279,3 +279,30 @@ def test_probe_engine_classifies_a_proxy_error():
     from ansible_collections.mdmops.apple.plugins.module_utils._probe import classify_oserror
     for status in ("proxy_refused", "proxy_auth_required", "proxy_unreachable", "timeout", "dns_failed"):
         assert classify_oserror(ProxyError(status, "x")) == status
+
+
+# ---------------------------------------------------------------- the probe engine through the tiny proxy
+def test_probe_all_through_a_proxy(tiny):
+    from ansible_collections.mdmops.apple.plugins.module_utils._probe import probe_all
+
+    def answer(req):
+        target = req.split(b" ", 2)[1]
+        if target.endswith(b":443"):
+            return b"HTTP/1.1 200 Connection established\r\n\r\n"
+        if target.endswith(b":2197"):
+            return b"HTTP/1.1 503 Service Unavailable\r\nX-Squid-Error: ERR_CONNECT_FAIL 111\r\n\r\n"
+        return b"HTTP/1.1 403 Forbidden\r\nX-Squid-Error: ERR_ACCESS_DENIED 0\r\n\r\n"
+    p = tiny(answer)
+    eps = [dict(service="s", host=h, port=port, protocol="tcp")
+           for h, port in (("api.push.apple.com", 443), ("api.push.apple.com", 2197), ("gateway.push.apple.com", 2195),
+                           ("*.push.apple.com", 443))]
+    res = probe_all(eps, timeout=2.0, proxy="http://127.0.0.1:%d" % p.port, catalog_names={})
+    assert [r["status"] for r in res] == ["ok", "refused", "proxy_refused", "skipped"]
+    assert all(r["addresses"] == [] and r["address"] is None for r in res)
+    assert [r["resolved_by"] for r in res[:3]] == ["proxy"] * 3
+    assert res[0]["proxy"] == "http://127.0.0.1:%d" % p.port and res[0]["remedy"] == ""
+    assert "403 Forbidden" in res[2]["error"] and "CONNECT to gateway.push.apple.com" in res[2]["remedy"]
+    assert "proxy's own connection" in res[1]["error"]
+    # CONNECT carries the name, never a locally resolved address
+    targets = sorted(r.split(b" ", 2)[1] for r in p.requests)
+    assert targets == [b"api.push.apple.com:2197", b"api.push.apple.com:443", b"gateway.push.apple.com:2195"]
