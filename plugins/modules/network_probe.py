@@ -25,16 +25,16 @@ description:
     V(untrusted) (the chain does not validate against O(ca_path)) and V(tls_failed) (handshake error, TLS alert,
     wrong or missing ALPN) join the list; a V(timeout) can then also be a handshake that got no answer.
   - With O(proxy), TCP and TLS probes go through that HTTP CONNECT proxy, as hosts that must use one do. The proxy
-    resolves the names (each probe is a C(CONNECT name:port); local DNS is not used, RV(results[].addresses) stays empty
+    resolves the names (each probe is a C(CONNECT name:port), local DNS is not used, RV(results[].addresses) stays empty
     and RV(results[].resolved_by) says V(proxy)); the TCP layer is a tunnel opened, the TLS layer a handshake inside
     the tunnel, so an inspecting proxy is reported V(intercepted), naming its CA. Its own failures are
-    V(proxy_refused) (CONNECT answered with an error, e.g. C(403) from a deny rule: the proxy's status line is
-    quoted), V(proxy_auth_required) (C(407): credentials missing or refused) and V(proxy_unreachable) (the proxy
-    itself refused the connection, did not answer it, or has no route); when the proxy reports that I(its)
+    V(proxy_refused) (CONNECT answered with an error, e.g. C(403) from a deny rule, the proxy's status line is
+    quoted), V(proxy_auth_required) (C(407), credentials missing or refused) and V(proxy_unreachable) (the proxy
+    itself refused the connection, did not answer it, or has no route). When the proxy reports that I(its)
     connection to the target was refused, timed out or had no route, or that it could not resolve the name (Squid's
     C(X-Squid-Error)), the result is V(refused), V(timeout), V(unreachable) or V(dns_failed) as for a direct probe.
     A proxy that takes the connection but does not answer CONNECT within O(timeout) is V(timeout). UDP cannot cross
-    an HTTP proxy: UDP endpoints are still probed directly.
+    an HTTP proxy, so UDP endpoints are still probed directly.
   - Wildcard hosts are probed through the concrete name each catalog row gives (RV(mdmops.apple.network_info#module:entries[].probe_name),
     for example V(1-courier.push.apple.com) for V(*.push.apple.com)); O(names) overrides those names.
 author:
@@ -42,6 +42,7 @@ author:
 extends_documentation_fragment:
   - mdmops.apple.catalog_selection
   - mdmops.apple.ip_versions
+  - mdmops.apple.proxy
   - mdmops.apple.attributes.read_only
 options:
   names:
@@ -91,20 +92,6 @@ options:
       - Trust anchors for chain validation with O(tls=true), a PEM file or an OpenSSL hashed directory; default the
         system trust store. Validation is separate from the interception check.
     type: path
-  proxy:
-    description:
-      - An HTTP CONNECT proxy to probe through, V(http://host:port) (IPv6 as V(http://[address]:port)); the port is
-        required. V(https://) and V(socks) proxies are not supported.
-      - Give credentials in O(proxy_username) and O(proxy_password), not in the URL (a URL holding C(user:password@)
-        is refused, so that a password is never echoed in the task's arguments or results).
-      - Results show the proxy as V(http://host:port) only.
-    type: str
-  proxy_username:
-    description: User name for the proxy's basic authentication (C(Proxy-Authorization)); requires O(proxy).
-    type: str
-  proxy_password:
-    description: Password for O(proxy_username). Never logged or returned.
-    type: str
   fail_on_unreachable:
     description:
       - Fail the task when any probe ends worse than V(ok), V(no_answer) or V(skipped), and when no probe ran
@@ -324,7 +311,9 @@ import os
 import ssl
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.mdmops.apple.plugins.module_utils._apns._proxy import parse_proxy
+from ansible_collections.mdmops.apple.plugins.module_utils._apns._proxy import (
+    PROXY_ARGSPEC, PROXY_REQUIRED_BY, proxy_from_options, url_secrets,
+)
 from ansible_collections.mdmops.apple.plugins.module_utils._apns._tls import DEFAULT_EXPECTED_ROOTS, context as tls_context
 from ansible_collections.mdmops.apple.plugins.module_utils._argspec import (
     catalog_selection_spec, check_ip_versions, ip_versions_spec,
@@ -348,21 +337,6 @@ def check_names(names):
     return None
 
 
-def check_proxy(url, username, password):
-    """A ProxyConfig for the proxy options, or an error message (never holding a credential)."""
-    try:
-        cfg = parse_proxy(url)
-    except ValueError as exc:
-        return str(exc)
-    if cfg.has_credentials:
-        return ("proxy %s: give the proxy's credentials in proxy_username and proxy_password (proxy_password is never "
-                "logged), not in the URL" % cfg.display)
-    try:
-        return cfg if username is None else parse_proxy(cfg.display, username, password or "")
-    except ValueError as exc:
-        return str(exc)
-
-
 def main():
     argument_spec = catalog_selection_spec()
     argument_spec.update(ip_versions_spec())
@@ -377,12 +351,9 @@ def main():
         expected_roots=dict(type="list", elements="str",
                             default=list(DEFAULT_EXPECTED_ROOTS)),
         ca_path=dict(type="path"),
-        proxy=dict(type="str"),
-        proxy_username=dict(type="str"),
-        proxy_password=dict(type="str", no_log=True),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           required_by={"proxy_username": "proxy", "proxy_password": ["proxy", "proxy_username"]})
+    argument_spec.update(PROXY_ARGSPEC)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, required_by=PROXY_REQUIRED_BY)
     p = module.params
     if not 0 < p["timeout"] <= 60:
         module.fail_json(msg="timeout must be more than 0 and at most 60 seconds, got %s" % p["timeout"])
@@ -406,12 +377,12 @@ def main():
                                  "or an OpenSSL hashed directory" % (p["ca_path"], exc))
     proxy = None
     if p["proxy"] is not None:
-        userinfo = p["proxy"].partition("//")[2].rpartition("@")[0]
-        if userinfo:        # credentials in the URL: refused below; never echo them (invocation included)
-            module.no_log_values.update(v for v in (userinfo, userinfo.partition(":")[2]) if v)
-        proxy = check_proxy(p["proxy"], p["proxy_username"], p["proxy_password"])
-        if isinstance(proxy, str):
-            module.fail_json(msg=proxy)
+        # credentials in the URL are refused below; never echo them (the invocation included)
+        module.no_log_values.update(url_secrets(p["proxy"]))
+        try:
+            proxy = proxy_from_options(p["proxy"], p["proxy_username"], p["proxy_password"])
+        except ValueError as exc:
+            module.fail_json(msg=str(exc))
     if p["ip_version"] is not None:
         families = LEGACY_IP_VERSION[p["ip_version"]]
     else:

@@ -227,6 +227,39 @@ def parse_proxy(url, username=None, password=None):
     return ProxyConfig(host, int(port_text), user, pw)
 
 
+#: Argument spec of the proxy options (doc fragment ``mdmops.apple.proxy``).
+PROXY_ARGSPEC = {
+    "proxy": {"type": "str"},
+    "proxy_username": {"type": "str"},
+    "proxy_password": {"type": "str", "no_log": True},
+}
+#: For AnsibleModule(required_by=...): credentials need the proxy.
+PROXY_REQUIRED_BY = {"proxy_username": "proxy", "proxy_password": ["proxy", "proxy_username"]}
+
+
+def url_secrets(url):
+    """What a proxy URL holds between ``//`` and ``@`` (and the password part): values a module must mask."""
+    userinfo = str(url or "").partition("//")[2].rpartition("@")[0]
+    return [v for v in (userinfo, userinfo.partition(":")[2]) if v]
+
+
+def proxy_from_options(url, username=None, password=None):
+    """A ProxyConfig from the module options; ValueError (never holding a credential) when they are wrong.
+
+    Credentials must come as ``username``/``password`` (``proxy_password`` is
+    no_log), not inside the URL.
+    """
+    cfg = parse_proxy(url)
+    if cfg.has_credentials:
+        raise ValueError("proxy %s: give the proxy's credentials in proxy_username and proxy_password "
+                         "(proxy_password is never logged), not in the URL" % cfg.display)
+    if username is None:
+        if password is not None:
+            raise ValueError("proxy_password is given without proxy_username")
+        return cfg
+    return parse_proxy(cfg.display, username, password or "")
+
+
 def _target(host):
     host = str(host)
     return "[%s]" % host if ":" in host else host

@@ -306,3 +306,17 @@ def test_probe_all_through_a_proxy(tiny):
     # CONNECT carries the name, never a locally resolved address
     targets = sorted(r.split(b" ", 2)[1] for r in p.requests)
     assert targets == [b"api.push.apple.com:2197", b"api.push.apple.com:443", b"gateway.push.apple.com:2195"]
+
+
+def test_module_options():
+    assert _proxy.PROXY_ARGSPEC["proxy_password"]["no_log"] is True
+    assert _proxy.proxy_from_options("http://proxy:3128").username is None
+    cfg = _proxy.proxy_from_options("http://proxy:3128", "bob", "pw")
+    assert (cfg.username, cfg.password, cfg.display) == ("bob", "pw", "http://proxy:3128")
+    with pytest.raises(ValueError) as err:
+        _proxy.proxy_from_options("http://bob:hunter2@proxy:3128")
+    assert "proxy_username and proxy_password" in str(err.value) and "hunter2" not in str(err.value)
+    with pytest.raises(ValueError, match="without proxy_username"):
+        _proxy.proxy_from_options("http://proxy:3128", None, "pw")
+    assert _proxy.url_secrets("http://bob:hun@ter2@proxy:3128") == ["bob:hun@ter2", "hun@ter2"]
+    assert _proxy.url_secrets("http://proxy:3128") == []
