@@ -86,8 +86,8 @@ def test_connect_request_bytes():
     assert req.startswith("CONNECT api.push.apple.com:443 HTTP/1.1\r\nHost: api.push.apple.com:443\r\n")
     assert "Proxy-Authorization: Basic %s\r\n" % base64.b64encode(b"bob:pw").decode() in req
     assert req.endswith("\r\n\r\n")
-    assert "CONNECT [2620:149::1]:5223 " in _proxy.connect_request(parse_proxy("http://p:1"), "2620:149::1",
-                                                                    5223).decode()
+    v6 = _proxy.connect_request(parse_proxy("http://p:1"), "2620:149::1", 5223).decode()
+    assert "CONNECT [2620:149::1]:5223 " in v6
     assert "Proxy-Authorization" not in _proxy.connect_request(parse_proxy("http://p:1"), "h", 1).decode()
 
 
