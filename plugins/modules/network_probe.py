@@ -34,7 +34,7 @@ description:
     connection to the target was refused, timed out or had no route, or that it could not resolve the name (Squid's
     C(X-Squid-Error)), the result is V(refused), V(timeout), V(unreachable) or V(dns_failed) as for a direct probe.
     A proxy that takes the connection but does not answer CONNECT within O(timeout) is V(timeout). UDP cannot cross
-    an HTTP proxy, so UDP endpoints are still probed directly.
+    an HTTP proxy, so UDP endpoints are still probed directly (O(ip_versions) then only applies to them).
   - Wildcard hosts are probed through the concrete name each catalog row gives (RV(mdmops.apple.network_info#module:entries[].probe_name),
     for example V(1-courier.push.apple.com) for V(*.push.apple.com)); O(names) overrides those names.
 author:
