@@ -103,7 +103,7 @@ notes:
   - A TCP connection that succeeds proves the path, not the absence of HTTPS interception; use O(tls=true) for that.
   - Apple requires that the push hosts not be inspected; a V(intercepted) result says which CA re-signed them.
   - With O(proxy), each probe is one connection to the proxy and one C(CONNECT); O(timeout) bounds the connection to
-    the proxy and, separately, the wait for its answer.
+    the proxy and its answer to C(CONNECT) together (then, with O(tls=true), each wait of the handshake).
   - A TLS result whose chain fails validation costs a second connection (to read the chain without verifying it).
     With O(tls=true), O(timeout) bounds the connection and each wait of the handshake.
 seealso:
