@@ -79,7 +79,8 @@ class Emulator:
         self.server = ConsoleServer((host, port), handler, str(state_dir), self.api_key, user, variant, tls)
         self.control = self.server.control
         self.url = self.server.url
-        self._thread = threading.Thread(target=self.server.serve_forever, name="console-" + kind, daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02},
+                                        name="console-" + kind, daemon=True)
 
     def __enter__(self) -> "Emulator":
         self._thread.start()

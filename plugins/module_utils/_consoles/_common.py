@@ -71,7 +71,12 @@ def load_certificate_pem(cert_pem: bytes) -> "x509.Certificate":
 def unencrypted_key_pem(key_pem: bytes, fmt: str = "pkcs8") -> bytes:
     """``key_pem`` (an unencrypted PEM private key) re-encoded: ``pkcs8`` (``PRIVATE KEY``) or
     ``pkcs1`` (``RSA PRIVATE KEY``, RSA only). ValueError with a plain message otherwise."""
-    key = serialization.load_pem_private_key(key_pem, password=None)
+    try:
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except TypeError:
+        raise ValueError("the key is encrypted: decrypt it first (privatekey_passphrase)") from None
+    except ValueError:
+        raise ValueError("the key is not a PEM private key the cryptography library can read") from None
     if fmt == "pkcs1":
         if not isinstance(key, rsa.RSAPrivateKey):
             raise ValueError("the key is not an RSA key (MDM push certificates use RSA keys)")
