@@ -64,16 +64,21 @@ def make_tls(directory: str, names=("127.0.0.1", "localhost"), issuer=None) -> t
 
 
 class Emulator:
-    """A console emulator in a thread of this process (127.0.0.1, a free port; TLS when ``tls_dir``)."""
+    """A console emulator in a thread of this process (127.0.0.1, a free port; TLS when ``tls_dir``
+    (a fresh CA and certificate made there) or ``tls_files`` (``make_tls``'s answer, reused))."""
 
     def __init__(self, kind: str, state_dir: str, *, api_key: Optional[str] = None, variant: str = "current",
-                 tls_dir: Optional[str] = None, host: str = "127.0.0.1", port: int = 0) -> None:
+                 tls_dir: Optional[str] = None, tls_files: Optional[tuple] = None, host: str = "127.0.0.1",
+                 port: int = 0) -> None:
         handler, user = handler_for(kind)
         self.kind, self.variant = kind, variant
         self.api_key = api_key or secrets.token_urlsafe(16)
         self.ca_path = None
         tls = None
-        if tls_dir:
+        if tls_files:       # (cert, key, ca) from make_tls: made once, shared by several emulators
+            cert, key, self.ca_path = tls_files
+            tls = (cert, key)
+        elif tls_dir:
             cert, key, self.ca_path = make_tls(str(tls_dir), names=(host, "localhost"))
             tls = (cert, key)
         self.server = ConsoleServer((host, port), handler, str(state_dir), self.api_key, user, variant, tls)

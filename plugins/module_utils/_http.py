@@ -421,9 +421,10 @@ class Session:
                 refreshed = attempt_refresh = True
                 continue
             retry_status = status in RETRY_ALWAYS or (safe_to_repeat and status in RETRY_IDEMPOTENT)
+            if retry_status:
+                last_retry_after = parse_retry_after(resp.headers.get("retry-after"))
             if retry_status and attempt <= self.retries:
-                hint = parse_retry_after(resp.headers.get("retry-after"))
-                last_retry_after = hint
+                hint = last_retry_after
                 if hint is not None:
                     wait = min(max(hint, 0.0), self.max_retry_after)
                 else:
@@ -437,6 +438,12 @@ class Session:
                                     resp.excerpt() or "empty body"),
                                  status=status, method=method, url=shown, excerpt=resp.excerpt(), kind="deadline",
                                  attempts=attempt, retry_after=hint)
+            if retry_status:
+                raise self._fail("%s answered %s%s after %d attempts (the retry limit): %s"
+                                 % (label, status, _retry_after_text(last_retry_after), attempt,
+                                    resp.excerpt() or "empty body"),
+                                 status=status, method=method, url=shown, excerpt=resp.excerpt(),
+                                 attempts=attempt, retry_after=last_retry_after)
             if expect is not None and status not in set(expect):
                 hint = parse_retry_after(resp.headers.get("retry-after"))
                 tried = " after %d attempts" % attempt if attempt > 1 else ""

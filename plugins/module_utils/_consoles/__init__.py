@@ -195,6 +195,9 @@ class Console:
             hint = ("the console refused the credentials (HTTP %s): check the API key (%s accepts it as "
                     "the password of user '%s')" % (status, self.title, getattr(self, "user", "")))
             return self.error(step, "%s; %s" % (hint, exc), status=status, kind="auth")
+        if status in (429, 503) or (status is not None and status >= 500 and exc.attempts > 1):
+            return self.error(step, "%s; the console is throttling or unavailable: try again later (and read "
+                              "what it holds first)" % exc, status=status, kind="throttled")
         if exc.kind in ("timeout", "deadline"):
             return self.error(step, "%s; the console did not answer in time: raise timeout, or check the "
                               "server's health" % exc, status=status, kind="timeout")
