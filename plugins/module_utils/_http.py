@@ -142,7 +142,7 @@ def redact_url(url: Any, secrets: Iterable[str] = ()) -> str:
     return redact(urlunsplit((parts.scheme, netloc, parts.path, query, "")), secrets)
 
 
-def excerpt(body: Any, secrets: Iterable[str] = (), limit: int = EXCERPT_CHARS) -> str:
+def short_excerpt(body: Any, secrets: Iterable[str] = (), limit: int = EXCERPT_CHARS) -> str:
     """A short, redacted, single-line start of a response body."""
     text = redact(body, secrets)
     text = " ".join(text.split())
@@ -234,7 +234,7 @@ class Response:
         return self.content.decode("utf-8", "replace")
 
     def excerpt(self) -> str:
-        return excerpt(self.content, self._secrets)
+        return short_excerpt(self.content, self._secrets)
 
     def redact(self, text: Any) -> str:
         return redact(text, self._secrets)
@@ -246,7 +246,7 @@ class Response:
         except ValueError:
             return ""
         value = body.get(name) if isinstance(body, dict) else None
-        return excerpt(value, self._secrets) if isinstance(value, str) else ""
+        return short_excerpt(value, self._secrets) if isinstance(value, str) else ""
 
     def json(self, what: str = "the answer") -> Any:
         """The body as JSON; :class:`HttpError` (``kind='json'``) with an excerpt when it is not."""
@@ -447,8 +447,8 @@ class Session:
             if expect is not None and status not in set(expect):
                 hint = parse_retry_after(resp.headers.get("retry-after"))
                 tried = " after %d attempts" % attempt if attempt > 1 else ""
-                raise self._fail("%s answered %s%s%s: %s" % (label, status, _retry_after_text(hint), tried,
-                                                            resp.excerpt() or "empty body"),
+                body_text = resp.excerpt() or "empty body"
+                raise self._fail("%s answered %s%s%s: %s" % (label, status, _retry_after_text(hint), tried, body_text),
                                  status=status, method=method, url=shown, excerpt=resp.excerpt(),
                                  attempts=attempt, retry_after=hint)
             return resp

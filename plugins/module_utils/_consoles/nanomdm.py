@@ -95,8 +95,9 @@ class NanoMDM(Console):
         if resp.status in (401, 403):
             raise self.http_error("read", HttpError("GET %s answered %s" % (resp.url, resp.status),
                                                     status=resp.status)) from None
-        raise self.error("read", "GET %s answered %s: %s" % (resp.url, resp.status, error or resp.excerpt()
-                                                            or "empty body"), status=resp.status, kind="http")
+        detail = error or resp.excerpt() or "empty body"
+        raise self.error("read", "GET %s answered %s: %s" % (resp.url, resp.status, detail),
+                         status=resp.status, kind="http")
 
     # -- upload -----------------------------------------------------------------
     def upload(self, cert_pem: bytes, key_pem: Optional[bytes] = None, apple_id: Optional[str] = None) -> Dict[str, Any]:

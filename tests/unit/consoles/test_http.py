@@ -161,7 +161,7 @@ def test_redact_helpers():
     assert "PRIVATE KEY" not in h.redact("x " + PEM_KEY + " y").replace("[private key removed]", "")
     assert "truncated" not in h.redact("-----BEGIN RSA PRIVATE KEY-----\ntruncated")
     assert h.redact_url("https://u:p@h/x?client_secret=s&a=1") == "https://h/x?client_secret=********&a=1"
-    assert h.excerpt("a" * 1000).endswith("...") and len(h.excerpt("a" * 1000)) == h.EXCERPT_CHARS + 3
+    assert h.short_excerpt("a" * 1000).endswith("...") and len(h.short_excerpt("a" * 1000)) == h.EXCERPT_CHARS + 3
 
 
 def test_malformed_json_is_an_error_with_excerpt(server, fake_time):
