@@ -355,7 +355,7 @@ class Session:
 
     # -- the request --------------------------------------------------------------
     def request(self, method: str, path: str, *, params: Optional[Mapping[str, Any]] = None,
-                json_body: Any = None, content: Optional[bytes] = None,
+                json_body: Any = None, content: Optional[bytes] = None, form: Optional[Mapping[str, Any]] = None,
                 headers: Optional[Mapping[str, str]] = None, expect: Optional[Iterable[int]] = (200,),
                 idempotent: Optional[bool] = None, what: str = "") -> Response:
         """Send one request (with retries); return the :class:`Response` when its status is in
@@ -373,6 +373,9 @@ class Session:
         if json_body is not None:
             body = json.dumps(json_body).encode("utf-8")
             send_headers.setdefault("Content-Type", "application/json")
+        elif form is not None:      # e.g. an OAuth2 token request (client_secret: add_secret it first)
+            body = urlencode(form).encode("ascii")
+            send_headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
         send_headers.setdefault("Accept", "application/json")
         start = self._clock()
         attempt = 0

@@ -186,3 +186,14 @@ def test_bad_url_and_ca_path_are_clear(tmp_path):
     bad.write_text("not a certificate")
     with pytest.raises(h.HttpError, match="ca_path"):
         h.Session("https://mdm.example.com", ca_path=str(bad))
+
+
+def test_form_body_and_secret_form_values_redacted(server, fake_time):
+    server.answer((400, {}, {"error": "invalid_client", "error_description": "secret c1ient-s3cret is wrong"}))
+    s = session(server, fake_time, secrets=["c1ient-s3cret"])
+    with pytest.raises(h.HttpError) as err:
+        s.request("POST", "/tenant/oauth2/v2.0/token", form={"client_id": "id", "client_secret": "c1ient-s3cret",
+                                                            "grant_type": "client_credentials"})
+    method, _, headers, body = server.seen[0]
+    assert headers["Content-Type"] == "application/x-www-form-urlencoded" and b"client_secret=c1ient-s3cret" in body
+    assert "c1ient-s3cret" not in str(err.value) and "invalid_client" in str(err.value)
