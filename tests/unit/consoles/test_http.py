@@ -194,6 +194,6 @@ def test_form_body_and_secret_form_values_redacted(server, fake_time):
     with pytest.raises(h.HttpError) as err:
         s.request("POST", "/tenant/oauth2/v2.0/token", form={"client_id": "id", "client_secret": "c1ient-s3cret",
                                                             "grant_type": "client_credentials"})
-    method, _, headers, body = server.seen[0]
+    _, _, headers, body = server.seen[0]
     assert headers["Content-Type"] == "application/x-www-form-urlencoded" and b"client_secret=c1ient-s3cret" in body
     assert "c1ient-s3cret" not in str(err.value) and "invalid_client" in str(err.value)
