@@ -97,13 +97,15 @@ def test_lifecycle(emulator, pki, tmp_path):
     refusals = {
         "other Apple Account": (spec(pki.other_account()), "differs from the topic the console holds"
                                 if emulator.kind == "micromdm" else "allow_new_topic"),
-        "key mismatch": (RotationSpec(cert=pki.renewal(renewal).cert, key=pki.mismatched_key()), "does not belong"),
+        # distinct expiry days: NanoMDM tells certificates apart by topic and expiry (to the second) only
+        "key mismatch": (RotationSpec(cert=pki.renewal(renewal, days=400).cert, key=pki.mismatched_key()),
+                         "does not belong"),
         "expired": (spec(pki.expired(first.topic)), "expired on"),
         "expiring": (spec(pki.expiring(first.topic, days_left=10)), "min_days_valid"),
         "downgrade": (spec(pki.push(first.topic, days=200)), "downgrade"),
         "not Apple's": (spec(pki.app_push()), "not an MDM push certificate"),
-        "expected topic": (spec(pki.renewal(renewal), expected_topic=pki.new_topic()), "expected_topic"),
-        "no key": (spec(pki.renewal(renewal), key=False), "private key"),
+        "expected topic": (spec(pki.renewal(renewal, days=402), expected_topic=pki.new_topic()), "expected_topic"),
+        "no key": (spec(pki.renewal(renewal, days=401), key=False), "private key"),
     }
     held_before = emulator.control.held()
     for name, (bad, words) in refusals.items():
