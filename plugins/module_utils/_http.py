@@ -301,8 +301,8 @@ class Session:
         if parts.username or parts.password:
             self.add_secret(parts.password)
         self.history: List[Dict[str, Any]] = []
-        self._client = client or httpx.Client(verify=self._verify(validate_certs, ca_path), timeout=self.timeout,
-                                              follow_redirects=False, trust_env=trust_env, proxy=proxy)
+        self._client = client or _client(verify=self._verify(validate_certs, ca_path), timeout=self.timeout,
+                                         trust_env=trust_env, proxy=proxy)
 
     @staticmethod
     def _verify(validate_certs: bool, ca_path: Optional[str]) -> Any:
@@ -462,6 +462,17 @@ class Session:
     def send_json(self, method: str, path: str, body: Any, **kw: Any) -> Any:
         resp = self.request(method, path, json_body=body, **kw)
         return resp.json() if resp.content.strip() else None
+
+
+def _client(verify: Any, timeout: float, trust_env: bool, proxy: Optional[str]) -> Any:
+    """An httpx.Client; ``proxy=`` since httpx 0.26, ``proxies=`` before (Debian 12 ships 0.23)."""
+    kwargs = {"verify": verify, "timeout": timeout, "follow_redirects": False, "trust_env": trust_env}
+    if proxy:
+        try:
+            return httpx.Client(proxy=proxy, **kwargs)
+        except TypeError:
+            return httpx.Client(proxies=proxy, **kwargs)
+    return httpx.Client(**kwargs)
 
 
 def _retry_after_text(hint: Optional[float]) -> str:

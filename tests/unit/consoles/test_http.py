@@ -192,8 +192,16 @@ def test_form_body_and_secret_form_values_redacted(server, fake_time):
     server.answer((400, {}, {"error": "invalid_client", "error_description": "secret c1ient-s3cret is wrong"}))
     s = session(server, fake_time, secrets=["c1ient-s3cret"])
     with pytest.raises(h.HttpError) as err:
-        s.request("POST", "/tenant/oauth2/v2.0/token", form={"client_id": "id", "client_secret": "c1ient-s3cret",
-                                                            "grant_type": "client_credentials"})
+        form = {"client_id": "id", "client_secret": "c1ient-s3cret", "grant_type": "client_credentials"}
+        s.request("POST", "/tenant/oauth2/v2.0/token", form=form)
     _, _, headers, body = server.seen[0]
     assert headers["Content-Type"] == "application/x-www-form-urlencoded" and b"client_secret=c1ient-s3cret" in body
     assert "c1ient-s3cret" not in str(err.value) and "invalid_client" in str(err.value)
+
+
+def test_proxy_option_sends_through_the_proxy(server, fake_time):
+    """The scripted server stands as the HTTP proxy: it receives the absolute-form request."""
+    server.answer((200, {}, {"via": "proxy"}))
+    s = h.Session("http://mdm.example.invalid", proxy=server.url, trust_env=False, sleep=fake_time.sleep)
+    assert s.get_json("/v1/pushcert") == {"via": "proxy"}
+    assert server.seen[0][1] == "http://mdm.example.invalid/v1/pushcert"
