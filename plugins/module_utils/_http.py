@@ -10,8 +10,9 @@ imports: modules build a :class:`Session` from their options and turn :class:`Ht
 
 What a :class:`Session` guarantees:
 
-* **Timeouts**: ``timeout`` per attempt (connect, read, write, pool), and ``deadline`` for the whole
-  call including retries and waits; an attempt never outlives the deadline.
+* **Timeouts**: ``timeout`` per attempt (connect, read, write, pool: each cut to what is left of the
+  deadline), and ``deadline`` for the whole call including retries and waits; no attempt or wait
+  starts once the deadline has passed.
 * **Retries**, bounded by ``retries`` and the deadline, with exponential backoff and jitter
   (``backoff * 2**n``, capped at ``max_backoff``, times a random factor in [0.5, 1]):
 

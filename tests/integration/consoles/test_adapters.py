@@ -13,42 +13,13 @@ import pytest
 
 from ansible_collections.mdmops.apple.plugins.module_utils._consoles import ConsoleError, compare, connect
 from ansible_collections.mdmops.apple.plugins.module_utils._consoles._common import certificate_facts
-from lab.consoles import Emulator, make_tls
-from lab.pki import ApplePushPKI, rsa_key
 
 KINDS = ("nanomdm", "micromdm")
 
 
-class FewKeys(ApplePushPKI):
-    """Push certificates on a handful of keys made once (RSA key generation is the slow part)."""
-
-    def __init__(self):
-        super().__init__()
-        self.keys = [rsa_key() for _ in range(3)]
-        self.turn = 0
-
-    def push(self, topic=None, *, key=None, **kw):
-        if key is None:
-            self.turn += 1
-            key = self.keys[self.turn % len(self.keys)]
-        return super().push(topic, key=key, **kw)
-
-
 @pytest.fixture(scope="module")
-def pki():
-    return FewKeys()
-
-
-@pytest.fixture(scope="module")
-def tls_files(tmp_path_factory):
-    return make_tls(str(tmp_path_factory.mktemp("console-tls")))
-
-
-@pytest.fixture
-def emulator(request, tmp_path, tls_files):
-    kind, variant = request.param if isinstance(request.param, tuple) else (request.param, "current")
-    with Emulator(kind, tmp_path / "state", variant=variant, tls_files=tls_files) as emu:
-        yield emu
+def pki(push_pki):
+    return push_pki
 
 
 def adapter(emu, api_key=None, **kw):

@@ -16,40 +16,14 @@ from ansible_collections.mdmops.apple.plugins.module_utils._consoles._rotate imp
     RotationSpec,
     rotate,
 )
-from lab.consoles import Emulator, make_tls
-from lab.pki import ApplePushPKI, rsa_key
+from lab.consoles import Emulator
 
 KINDS = ("nanomdm", "micromdm")
 
 
-class FewKeys(ApplePushPKI):
-    def __init__(self):
-        super().__init__()
-        self.keys = [rsa_key() for _ in range(3)]
-        self.turn = 0
-
-    def push(self, topic=None, *, key=None, **kw):
-        if key is None:
-            self.turn += 1
-            key = self.keys[self.turn % len(self.keys)]
-        return super().push(topic, key=key, **kw)
-
-
 @pytest.fixture(scope="module")
-def pki():
-    return FewKeys()
-
-
-@pytest.fixture(scope="module")
-def tls_files(tmp_path_factory):
-    return make_tls(str(tmp_path_factory.mktemp("console-tls")))
-
-
-@pytest.fixture
-def emulator(request, tmp_path, tls_files):
-    kind, variant = request.param if isinstance(request.param, tuple) else (request.param, "current")
-    with Emulator(kind, tmp_path / "state", variant=variant, tls_files=tls_files) as emu:
-        yield emu
+def pki(push_pki):
+    return push_pki
 
 
 def console_for(emu):
