@@ -36,7 +36,7 @@ LAB_CONSOLES = {
     "micromdm": ("micromdm", "current", "198.51.100.232", 9443),
     "micromdm-old": ("micromdm", "old", "198.51.100.233", 9443),
     # Microsoft Graph and its token endpoint on one address (url and token_url both point here)
-    "intune": ("intune", "current", "198.51.100.234", 443),
+    "intune": ("intune", "current", "198.51.100.234", 9444),
 }
 
 
