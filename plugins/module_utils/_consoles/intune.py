@@ -179,11 +179,14 @@ class Intune(Console):
         self.tokens_issued = 0
 
     @classmethod
-    def from_options(cls, url: Optional[str] = None, *, api_key: Optional[str] = None,
-                     username: Optional[str] = None, password: Optional[str] = None,
-                     tenant_id: Optional[str] = None, client_id: Optional[str] = None,
-                     client_secret: Optional[str] = None, token_url: Optional[str] = None,
-                     **session_options: Any) -> "Intune":
+    def from_options(cls, url: Optional[str] = None, *, tenant_id: Optional[str] = None,
+                     client_id: Optional[str] = None, client_secret: Optional[str] = None,
+                     token_url: Optional[str] = None, **session_options: Any) -> "Intune":
+        """``api_key``, ``username`` and ``password`` (which ``connect`` always passes) are not used:
+        they are taken out of ``session_options`` (so they are not in this signature, which callers
+        read to tell which credentials a console uses)."""
+        api_key, username, password = (session_options.pop(k, None) for k in ("api_key", "username", "password"))
+
         def refuse(message: str) -> ConsoleError:
             return ConsoleError("Microsoft Intune (connect): " + message, console=cls.name, step="connect",
                                 kind="input")
@@ -214,7 +217,7 @@ class Intune(Console):
                              "cloud, its root, such as %s)"
                              % (option, value, DEFAULT_URL if option == "url" else DEFAULT_TOKEN_URL,
                                 "https://graph.microsoft.us" if option == "url" else "https://login.microsoftonline.us"))
-        secrets = [client_secret]
+        secrets = [client_secret] + list(session_options.pop("secrets", None) or ())
         holder: Dict[str, Intune] = {}
         try:
             token_session = Session(login, secrets=secrets, **session_options)

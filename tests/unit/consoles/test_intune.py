@@ -105,3 +105,13 @@ def test_upload_refuses_without_apple_id_before_sending(push):
     with pytest.raises(c.ConsoleError, match="no API to remove") as err:
         console.remove()
     assert err.value.kind == "unsupported"
+
+
+def test_signature_names_the_credentials_intune_uses():
+    import inspect
+    names = set(inspect.signature(intune.Intune.from_options).parameters)
+    assert {"tenant_id", "client_id", "client_secret", "token_url"} <= names
+    assert not names & {"api_key", "username", "password"}              # connect passes them: dropped
+    console = c.connect("intune", None, tenant_id="t", client_id="i", client_secret="s3cret-value",
+                        api_key=None, secrets=["another-secret-1"], timeout=3)
+    assert "another-secret-1" in console.session.secrets and "s3cret-value" in console.token_session.secrets
