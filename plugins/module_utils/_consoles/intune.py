@@ -218,16 +218,14 @@ class Intune(Console):
                              % (option, value, DEFAULT_URL if option == "url" else DEFAULT_TOKEN_URL,
                                 "https://graph.microsoft.us" if option == "url" else "https://login.microsoftonline.us"))
         secrets = [client_secret] + list(session_options.pop("secrets", None) or ())
-        holder: Dict[str, Intune] = {}
         try:
             token_session = Session(login, secrets=secrets, **session_options)
-            session = Session(graph, auth=BearerAuth(lambda refresh: holder["console"].token(refresh)),
-                              secrets=secrets, **session_options)
+            session = Session(graph, secrets=secrets, **session_options)
         except HttpError as exc:
             raise refuse(str(exc)) from None
         console = cls(session, token_session, tenant_id=tenant, client_id=str(client_id),
                       client_secret=str(client_secret), scope=graph + "/.default")
-        holder["console"] = console
+        session.auth = BearerAuth(console.token)     # a token on the first request, a new one after a 401
         return console
 
     # -- token ---------------------------------------------------------------------
