@@ -236,7 +236,8 @@ class Intune(Console):
                 "grant_type": "client_credentials"}
         what = "get an access token" + (" (again: Graph refused the previous one)" if refresh else "")
         try:
-            resp = self.token_session.request("POST", path, form=form, expect=None, what=what)
+            # safe to repeat (a token request changes nothing): retried after 502/504 too
+            resp = self.token_session.request("POST", path, form=form, expect=None, idempotent=True, what=what)
         except HttpError as exc:
             raise self.http_error("token", exc) from None
         try:

@@ -188,9 +188,11 @@ def test_throttling_and_load_are_retried_within_bounds(emu, push_pki):
         console.read()
     assert err.value.status == 503 and err.value.kind == "throttled" and "after 3 attempts" in str(err.value)
 
-    emu.control.set_faults([{"status": 429, "method": "POST", "retry_after": "1"}])   # the token endpoint too
+    emu.control.set_faults([{"status": 429, "method": "POST", "retry_after": "1"},    # the token endpoint too
+                            {"status": 504, "method": "POST"}])
     waits.clear()
-    assert intune(emu, waits=waits).read().topic == issued.topic and waits == [1.0]
+    assert intune(emu, waits=waits).read().topic == issued.topic and waits == [1.0, 2.0]
+    assert [r["status"] for r in tokens(emu)][-3:] == [429, 504, 200]
 
 
 def test_malformed_and_unapplied_answers(emu, push_pki):
