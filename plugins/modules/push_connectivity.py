@@ -27,8 +27,9 @@ description:
     certificate as TLS client certificate and its topic as C(apns-topic); no device receives anything. APNs answering
     C(400 BadDeviceToken) proves the certificate, its environment and its topic were accepted.
   - Never changes anything (RV(changed) is always false); check mode runs the same probes.
-  - The result feeds the report filters as is (M(mdmops.apple.probe_report) and the other C(probe_*) filters):
-    C(result | mdmops.apple.probe_junit(fail_on=...)), with C(certificates=result.certificates) for the expiry metric.
+  - The result feeds the report filters as is (P(mdmops.apple.probe_report#filter), P(mdmops.apple.probe_junit#filter)
+    and the other C(probe_*) filters), for example C(result | mdmops.apple.probe_junit(fail_on=[...])), with
+    C(certificates=result.certificates) for the certificate expiry metric.
 author:
   - mdmops.apple maintainers (@mdmops)
 requirements:
@@ -53,6 +54,7 @@ options:
       - The provider API row (C(api.push.apple.com)) is probed at the host of O(environment).
     type: list
     elements: str
+    default: null
   initiators:
     description:
       - Keep catalog rows whose connections are opened by one of these parties.
@@ -60,6 +62,7 @@ options:
     type: list
     elements: str
     choices: [devices, mdm_servers, administrators]
+    default: null
   endpoints:
     description:
       - Extra targets, probed in addition to the catalog rows (or instead of them with O(services=[])).
