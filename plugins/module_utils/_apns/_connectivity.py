@@ -578,6 +578,7 @@ def run(targets, layers, engines, concurrency=32, mdm_urls=(), proxied=False):
     that resolves the names, so the dns layer (when asked) is reported but
     does not stop the later layers, and no local address is used.
     """
+    targets = _unique(targets)
     workers = max(1, min(int(concurrency), 256))
     memo = _Memo()
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -635,6 +636,17 @@ def run(targets, layers, engines, concurrency=32, mdm_urls=(), proxied=False):
             rec["ats"]["url"] = url
             probes.append(rec)
     return _dedupe_dns(probes)
+
+
+def _unique(targets):
+    """Targets without repeats (the same endpoint given twice for the same service is reported once)."""
+    seen, out = set(), []
+    for t in targets:
+        key = tuple(t.get(k) for k in ("service", "host", "name", "port", "protocol", "address", "tls"))
+        if key not in seen:
+            seen.add(key)
+            out.append(t)
+    return out
 
 
 def _dedupe_dns(probes):
