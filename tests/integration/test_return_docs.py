@@ -64,7 +64,17 @@ def test_network_probe(lab):
         "services": ["device_management"], "hosts": ["*.push.apple.com"], "timeout": 1, "tls": True,
         "ca_path": lab.ca_path, "names": {"*.push.apple.com": "1-courier.push.apple.com"}},
         interpreter=lab.interpreter("corp")))
-    check_return_doc("network_probe", result, tls, exhaustive=True)
+    # through the lab's CONNECT proxy (proxy, resolved_by, remedy)
+    from lab import proxies
+    proxies.start(lab)
+    try:
+        proxied = ok(run_module("mdmops.apple.network_probe", {
+            "services": ["device_management"], "hosts": ["*.push.apple.com"], "timeout": 1, "tls": True,
+            "ca_path": lab.ca_path, "proxy": proxies.url("clean"),
+            "names": {"*.push.apple.com": "1-courier.push.apple.com"}}, interpreter=lab.interpreter("corp")))
+    finally:
+        lab.stop(proxies.NAME)
+    check_return_doc("network_probe", result, tls, proxied, exhaustive=True)
 
 
 @pytest.mark.lab
