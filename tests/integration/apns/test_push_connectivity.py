@@ -14,7 +14,7 @@ import json
 import pytest
 import yaml
 
-from lab import apns
+from lab import apns, ats, proxies
 from lab.listeners import BLACKHOLE_ADDRESS, FAULT_ADDRESSES, start_fault
 from tests.lib.ansible_run import run_playbook
 
@@ -70,6 +70,7 @@ def test_push_connectivity_in_the_lab(lab, tmp_path):
                                      pki.push())
     lab_args = {"ca_path": lab.ca_path, "timeout": 2}
     intercept = start_fault(lab, "intercept", ports=(5223,))
+    ats.ensure(lab)
     apns.set_fault(lab, topic.topic, {"status": 400, "reason": "TopicDisallowed"})
     endpoints = [
         PROD + ":443",                                                   # sandbox certificate: wrong environment
@@ -90,6 +91,8 @@ def test_push_connectivity_in_the_lab(lab, tmp_path):
                     {}),
         "topic": (dict(lab_args, services=[], endpoints=[{"host": PROD, "port": 2197}], layers=["provider"],
                        fail_on=["any"], **write_cert(tmp_path, topic, "topic")), {}),
+        "mdm_urls": (dict(lab_args, services=[], mdm_urls=["https://%s/mdm/checkin" % ats.HOSTS[p] for p in ATS_CASES]),
+                     {}),
     }
     for i, (args, words) in enumerate(BAD_INPUTS):
         cases["bad%d" % i] = (args, {})
@@ -98,10 +101,11 @@ def test_push_connectivity_in_the_lab(lab, tmp_path):
     finally:
         lab.stop("fault-intercept")
         apns.set_fault(lab, topic.topic, None)
-    assert "Traceback" not in stdout and "PRIVATE KEY" not in stdout
+    assert "Traceback" not in stdout and "PRIVATE KEY" not in stdout and "hunter2" not in stdout
     check_default(lab, results["default"], good)
     check_findings(lab, results["findings"], sandbox)
     check_refused_certificates(lab, results["expired"], results["topic"], topic)
+    check_mdm_urls(results["mdm_urls"])
     for i, (args, words) in enumerate(BAD_INPUTS):
         res = results["bad%d" % i]
         assert res["failed"] and no_traceback(res) and words in res["msg"] and "probes" not in res, (args, res)
@@ -182,6 +186,74 @@ def check_refused_certificates(lab, expired, topic, topic_cert):
     assert requests_seen(lab, topic_cert.topic) == 1
 
 
+ATS_CASES = ("good", "sha1", "rsa1024", "expired")
+
+
+def check_mdm_urls(res):
+    assert not res.get("failed") and not res["ok"]
+    assert [p["layer"] for p in res["probes"]] == ["ats"] * len(ATS_CASES)
+    for profile, p in zip(ATS_CASES, res["probes"]):
+        status, failed = ats.EXPECTED[profile]
+        assert (p["service"], p["host"], p["port"]) == ("mdm_server", ats.HOSTS[profile], 443)
+        assert p["status"] == status, p["detail"]
+        assert [f["requirement"] for f in p["ats"]["failures"]] == failed
+        assert p["ats"]["url"] == "https://%s/mdm/checkin" % ats.HOSTS[profile]
+        assert bool(p["remedy"]) is (status != "ok") and p["address"] == ats.ADDRESSES[profile]
+    assert res["summary"]["by_service_layer"]["mdm_server"]["ats"] == {"ok": 1, "ats_failed": 2, "untrusted": 1}
+
+
+def test_push_connectivity_through_proxies(lab, tmp_path):
+    problem = proxies.unavailable()
+    if problem:
+        pytest.skip(problem)
+    proxies.start(lab)
+    ats.ensure(lab)
+    cert = apns.lab_push_pki(lab).push()
+    lab_args = {"ca_path": lab.ca_path, "timeout": 3, "services": []}
+    cases = {
+        "clean": (dict(lab_args, proxy=proxies.url("clean"), mdm_urls=["https://%s/mdm" % ats.HOSTS["good"]],
+                       endpoints=[PROD + ":443", "1-courier.push.apple.com:5223",
+                                  "%s:%d" % (PROD, proxies.DENIED_PORT)],
+                       **write_cert(tmp_path, cert, "push")), {}),
+        "intercept": (dict(lab_args, proxy=proxies.url("intercept"), endpoints=[PROD + ":443"],
+                           fail_on=["intercepted"]), {}),
+        "auth": (dict(lab_args, proxy=proxies.url("auth"), proxy_username=proxies.AUTH_USER,
+                      proxy_password=proxies.AUTH_PASSWORD, endpoints=["1-courier.push.apple.com:5223"]), {}),
+        "down": (dict(lab_args, proxy=proxies.url("down"), endpoints=[PROD + ":443"]), {}),
+    }
+    try:
+        results, stdout = run_cases(lab, tmp_path, cases)
+    finally:
+        lab.stop(proxies.NAME)
+    assert proxies.AUTH_PASSWORD not in stdout and "Traceback" not in stdout
+    clean = by_key(results["clean"])
+    assert not any(layer == "dns" for _s, _n, _p, layer in clean)                  # the proxy resolves the names
+    for port, layers in ((443, ("tcp", "tls", "provider")), (proxies.DENIED_PORT, ("tcp",))):
+        for layer in layers:
+            probe = clean[("endpoints", PROD, port, layer)]
+            assert probe["proxy"] == proxies.url("clean") and probe["address"] is None
+    assert clean[("endpoints", PROD, 443, "provider")]["status"] == "ok"
+    assert clean[("endpoints", PROD, 443, "provider")]["provider"]["reason"] == "BadDeviceToken"
+    assert requests_seen(lab, cert.topic) == 1
+    assert clean[("endpoints", "1-courier.push.apple.com", 5223, "tls")]["tls"]["alpn"] == "apns-security-v3"
+    denied = clean[("endpoints", PROD, proxies.DENIED_PORT, "tcp")]
+    assert denied["status"] == "proxy_refused" and "403 Forbidden" in denied["detail"]
+    assert "allow CONNECT to %s on port %d" % (PROD, proxies.DENIED_PORT) in denied["remedy"]
+    mdm = clean[("mdm_server", ats.HOSTS["good"], 443, "ats")]
+    assert mdm["status"] == "ok" and mdm["proxy"] == proxies.url("clean"), mdm["detail"]
+    intercept = results["intercept"]
+    assert intercept["failed"] and no_traceback(intercept)
+    tls = by_key(intercept)[("endpoints", PROD, 443, "tls")]
+    assert tls["status"] == "intercepted" and tls["tls"]["root"] == proxies.INTERCEPT_CA
+    assert intercept["msg"].startswith("HTTPS inspection on api.push.apple.com:443")
+    assert proxies.INTERCEPT_CA in intercept["msg"]
+    auth = results["auth"]
+    assert auth["ok"] and all(p["status"] == "ok" for p in auth["probes"]), auth["table"]
+    down = by_key(results["down"])
+    assert down[("endpoints", PROD, 443, "tcp")]["status"] == "proxy_unreachable"
+    assert down[("endpoints", PROD, 443, "tls")]["detail"] == "not run: tcp proxy_unreachable"
+
+
 BAD_INPUTS = [
     ({"services": [], "endpoints": ["api.push.apple.com"]}, "endpoints[0]: 'api.push.apple.com' is not 'host:port'"),
     ({"services": []}, "nothing to probe"),
@@ -189,5 +261,6 @@ BAD_INPUTS = [
     ({"certificate_path": "/nonexistent/push.pem"}, "certificate_path /nonexistent/push.pem"),
     ({"fail_on": ["timout"]}, "fail_on: 'timout' is neither a status"),
     ({"services": [], "endpoints": ["a.example.com:443"], "hosts": ["x.apple.com"]}, "services is empty"),
-    ({"mdm_urls": ["http://mdm.example.com/"]}, "must be an https:// URL"),
+    ({"proxy": "http://user:hunter2@proxy.example.com:3128"}, "give the proxy's credentials in proxy_username"),
+    ({"mdm_urls": ["http://mdm.example.com/"]}, "mdm_urls[0]: MDM URL 'http://mdm.example.com/'"),
 ]

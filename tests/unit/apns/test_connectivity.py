@@ -103,10 +103,12 @@ def test_parse_mdm_url():
     assert c.parse_mdm_url("https://MDM.example.com:8443/mdm") == ("https://MDM.example.com:8443/mdm",
                                                                    "mdm.example.com", 8443)
     assert c.parse_mdm_url("https://mdm.example.com/checkin")[2] == 443
-    for url, words in (("http://mdm.example.com/", "must be an https:// URL"), ("https:///x", "has no host"),
-                       ("https://mdm.example.com:99999/", "not a URL"), ("", "not a URL")):
-        with pytest.raises(c.ConnectivityError, match=words):
+    for url, words in (("http://mdm.example.com/", "give an https:// URL"), ("https:///x", "has no host"),
+                       ("https://mdm.example.com:99999/", "not a valid URL"), ("", "give an https URL"),
+                       ("https://u:p@mdm.example.com/", "carries credentials")):
+        with pytest.raises(c.ConnectivityError, match=words) as info:
             c.parse_mdm_url(url, 2)
+        assert str(info.value).startswith("mdm_urls[2]: ")
 
 
 # ---------------------------------------------------------------- selection and planning
@@ -180,7 +182,7 @@ class Engines(object):
 
     def tcp(self, name, address, port):
         self._log("tcp", name, address, port)
-        return self.answers.get(("tcp", name, port), "ok"), 0.5, "TCP %s:%s" % (name, port)
+        return self.answers.get(("tcp", name, port), "ok"), 0.5, "TCP %s:%s" % (name, port), None
 
     udp = tcp
 
