@@ -199,10 +199,6 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
-changed:
-  description: Always false, the module only probes.
-  returned: always
-  type: bool
 ok:
   description: Whether every probe ended V(ok), V(no_answer) or V(skipped) (independent of O(fail_on)).
   returned: always
