@@ -26,7 +26,7 @@ description:
   - The provider layer sends one HTTP/2 C(POST /3/device/<dummy token>) per provider endpoint and run, with the push
     certificate as TLS client certificate and its topic as C(apns-topic); no device receives anything. APNs answering
     C(400 BadDeviceToken) proves the certificate, its environment and its topic were accepted.
-  - Never changes anything (RV(changed) is always false); check mode runs the same probes.
+  - Never changes anything (C(changed) is always false); check mode runs the same probes.
   - The result feeds the report filters as is (P(mdmops.apple.probe_report#filter), P(mdmops.apple.probe_junit#filter)
     and the other C(probe_*) filters), for example C(result | mdmops.apple.probe_junit(fail_on=[...])), with
     C(certificates=result.certificates) for the certificate expiry metric.

@@ -264,8 +264,8 @@ def test_given_address_and_proxy():
 def test_unmapped_wildcard_is_skipped_and_ats_probes_come_last():
     wild = dict(_target("*.example.com", 443), name=None)
     eng = Engines()
-    probes = c.run([wild], ["dns", "tcp", "tls", "ats"], eng, mdm_urls=[("https://mdm.example.com/mdm",
-                                                                          "mdm.example.com", 443)])
+    urls = [("https://mdm.example.com/mdm", "mdm.example.com", 443)]
+    probes = c.run([wild], ["dns", "tcp", "tls", "ats"], eng, mdm_urls=urls)
     assert [(p["layer"], p["status"]) for p in probes] == [("dns", "skipped"), ("tcp", "skipped"), ("tls", "skipped"),
                                                            ("ats", "ats_failed")]
     ats = probes[-1]
