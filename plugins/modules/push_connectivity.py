@@ -481,6 +481,7 @@ table:
 
 import os
 import ssl
+import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.mdmops.apple.plugins.module_utils._apns import _connectivity as conn
@@ -617,6 +618,13 @@ def main():
         module.fail_json(msg="this version of mdmops.apple cannot run these layers (%s); update the collection" % exc)
     except RuntimeError as exc:   # _provider.ProviderUnavailable: httpx/h2 missing or unusable on this host
         module.fail_json(msg=str(exc))
+    except Exception as exc:  # a bug: say so in one line; the traceback is in `exception` (-vvv)
+        module.fail_json(msg="push_connectivity failed unexpectedly (%s: %s); please report it with the task's "
+                             "options" % (type(exc).__name__, exc), exception=traceback.format_exc())
+    if "provider" in layers and not any(pr["layer"] == "provider" for pr in probes):
+        module.warn("a push certificate is given but no APNs provider endpoint (api.push.apple.com or "
+                    "api.sandbox.push.apple.com on 443 or 2197) is selected, so the provider layer did not run; add "
+                    "push_provider to services or the endpoint to endpoints")
     findings = [pr for pr in probes if conn.is_finding(pr, fail_on)]
     out = dict(changed=False, ok=not any(pr["status"] not in conn.BENIGN for pr in probes), probes=probes,
                summary=conn.summarise(probes, fail_on), certificates=certificates, findings=findings,
