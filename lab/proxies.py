@@ -21,7 +21,11 @@ addresses in the lab's "other Internet" (198.51.100.0/24, local in net), port
     bumped connection negotiates no ALPN, as real inspecting proxies often do.
 
 ``DOWN`` (198.51.100.229:3128) is an address where nothing listens (connections
-are refused at once): a proxy that is down.  Squid resolves names with the lab DNS.
+are refused at once): a proxy that is down.  ``SILENT`` (17.0.0.250) is a target
+the proxy cannot get an answer from: ``start`` adds an nftables rule in net
+(table ``inet mdmops_proxy_lab``) that drops what is sent there, so a CONNECT to it
+waits (Squid's ``connect_timeout`` is 5 s) and the probe's own timeout says
+``timeout``.  Squid resolves names with the lab DNS.
 Logs: ``<state>/logs/proxy.log`` (Squid's cache.log) and
 ``<state>/proxies/access.log`` (one line per CONNECT, with the answer).
 """
@@ -37,6 +41,8 @@ PORT = 3128
 ADDRESSES = {"clean": "198.51.100.220", "auth": "198.51.100.221", "intercept": "198.51.100.222"}
 DOWN = "198.51.100.229"
 ALLOWED_PORTS = (443, 2197, 5223)
+SILENT = "17.0.0.250"           # packets from net to it are dropped (nftables in net): a target that never answers
+NFT_TABLE = "mdmops_proxy_lab"
 DENIED_PORT = 2195              # the retired binary APNs port: a CONNECT the proxy's ACL refuses
 AUTH_USER = "mdmops"
 AUTH_PASSWORD = "lab-proxy-secret"
@@ -151,9 +157,18 @@ def prepare(lab) -> str:
     return conf
 
 
+def _silent_target(lab) -> None:
+    """Drop, in net, what is sent to SILENT (idempotent; gone with the namespace)."""
+    rules = ("table inet %s\ndelete table inet %s\ntable inet %s {\n chain out {\n"
+             "  type filter hook output priority 0; policy accept;\n  ip daddr %s drop\n }\n}\n"
+             % (NFT_TABLE, NFT_TABLE, NFT_TABLE, SILENT))
+    lab.run("net", ["nft", "-f", "-"], input=rules, check=True)
+
+
 def start(lab) -> Dict[str, str]:
     """Start the lab's Squid if it is not running; returns ``{kind: url}`` (``down`` included)."""
     if not lab.pid(NAME):
+        _silent_target(lab)
         conf = prepare(lab)
         lab.spawn("net", NAME, [SQUID, "-N", "-f", conf], tcp_ports=[PORT], timeout=30)
     urls = {kind: url(kind) for kind in ADDRESSES}

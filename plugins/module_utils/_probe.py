@@ -254,9 +254,10 @@ def summarise(results):
 
 def table(results):
     """Fixed-width lines for humans (the demo prints them); PROTO says ``tls`` for a TLS-layer result."""
-    lines = ["%-44s %-6s %-5s %-40s %-15s %s" % ("NAME", "PROTO", "PORT", "ADDRESS", "STATUS", "MS")]
+    lines = ["%-44s %-6s %-5s %-40s %-19s %s" % ("NAME", "PROTO", "PORT", "ADDRESS", "STATUS", "MS")]
     for r in results:
-        lines.append("%-44s %-6s %-5s %-40s %-15s %s" % (
-            (r["name"] or r["host"])[:44], r.get("layer") or r["protocol"], r["port"], (r["address"] or ("(by the proxy)" if r.get("resolved_by") == "proxy" else "-"))[:40], r["status"],
+        address = r["address"] or ("(by the proxy)" if r.get("resolved_by") == "proxy" else "-")
+        lines.append("%-44s %-6s %-5s %-40s %-19s %s" % (
+            (r["name"] or r["host"])[:44], r.get("layer") or r["protocol"], r["port"], address[:40], r["status"],
             "" if r["latency_ms"] is None else r["latency_ms"]))
     return lines

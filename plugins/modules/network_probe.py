@@ -34,7 +34,7 @@ description:
     connection to the target was refused, timed out or had no route, or that it could not resolve the name (Squid's
     C(X-Squid-Error)), the result is V(refused), V(timeout), V(unreachable) or V(dns_failed) as for a direct probe.
     A proxy that takes the connection but does not answer CONNECT within O(timeout) is V(timeout). UDP cannot cross
-    an HTTP proxy, so UDP endpoints are still probed directly.
+    an HTTP proxy, so UDP endpoints are still probed directly (O(ip_versions) then only applies to them).
   - Wildcard hosts are probed through the concrete name each catalog row gives (RV(mdmops.apple.network_info#module:entries[].probe_name),
     for example V(1-courier.push.apple.com) for V(*.push.apple.com)); O(names) overrides those names.
 author:
@@ -103,7 +103,7 @@ notes:
   - A TCP connection that succeeds proves the path, not the absence of HTTPS interception; use O(tls=true) for that.
   - Apple requires that the push hosts not be inspected; a V(intercepted) result says which CA re-signed them.
   - With O(proxy), each probe is one connection to the proxy and one C(CONNECT); O(timeout) bounds the connection to
-    the proxy and, separately, the wait for its answer.
+    the proxy and its answer to C(CONNECT) together (then, with O(tls=true), each wait of the handshake).
   - A TLS result whose chain fails validation costs a second connection (to read the chain without verifying it).
     With O(tls=true), O(timeout) bounds the connection and each wait of the handshake.
 seealso:

@@ -5,7 +5,7 @@ From the corp namespace (where modules run): through the clean proxy, TCP (a tun
 (lab/apns.py, certificate accepted); CONNECT to a port the proxy's ACL denies
 (proxy_refused, naming the 403); basic authentication (407 without, ok with); a proxy that
 is down (proxy_unreachable); a target the proxy has no route to (unreachable, as the proxy
-reports it; a proxy that never answers CONNECT is unit-tested: timeout); the intercepting
+reports it) and one that never answers it (timeout: the proxy never answers CONNECT); the intercepting
 proxy (ssl_bump) reported intercepted, naming its CA, at the TLS and provider layers; and
 one real ansible run of network_probe with ``proxy``.
 
@@ -48,6 +48,7 @@ TLS_CASES = [
     ("auth_wrong", "http://%s:wrong@%s:%d" % (proxies.AUTH_USER, proxies.ADDRESSES["auth"], proxies.PORT), PROD, 443, 3),
     ("auth_ok", proxies.url("auth", credentials=True), PROD, 443, 3),
     ("blackholed", proxies.url("clean"), BLACKHOLE_ADDRESS, 443, 1),
+    ("silent", proxies.url("clean"), proxies.SILENT, 443, 1),
     ("intercept_api", proxies.url("intercept"), PROD, 443, 3),
     ("intercept_courier", proxies.url("intercept"), COURIER, 5223, 3),
 ]
@@ -105,6 +106,13 @@ def test_target_the_proxy_cannot_route_to_is_unreachable(tls):
     res = tls["blackholed"]
     assert res["status"] == "unreachable", res["detail"]
     assert "ERR_CONNECT_FAIL" in res["detail"] and "proxy's routing" in res["remedy"]
+
+
+def test_target_that_never_answers_the_proxy_is_timeout(tls):
+    # the proxy waits for the target (its packets are dropped); the probe's timeout ends it
+    res = tls["silent"]
+    assert res["status"] == "timeout", res["detail"]
+    assert "did not answer CONNECT" in res["detail"] and "behind the proxy" in res["remedy"]
 
 
 def test_intercepting_proxy_is_intercepted_naming_its_ca(tls):

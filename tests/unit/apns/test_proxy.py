@@ -86,8 +86,8 @@ def test_connect_request_bytes():
     assert req.startswith("CONNECT api.push.apple.com:443 HTTP/1.1\r\nHost: api.push.apple.com:443\r\n")
     assert "Proxy-Authorization: Basic %s\r\n" % base64.b64encode(b"bob:pw").decode() in req
     assert req.endswith("\r\n\r\n")
-    assert "CONNECT [2620:149::1]:5223 " in _proxy.connect_request(parse_proxy("http://p:1"), "2620:149::1",
-                                                                    5223).decode()
+    v6 = _proxy.connect_request(parse_proxy("http://p:1"), "2620:149::1", 5223).decode()
+    assert "CONNECT [2620:149::1]:5223 " in v6
     assert "Proxy-Authorization" not in _proxy.connect_request(parse_proxy("http://p:1"), "h", 1).decode()
 
 
@@ -206,24 +206,47 @@ def test_tunnel_ok_keeps_the_bytes_after_the_head(tiny):
     assert connect.proxy.display == "http://127.0.0.1:%d" % p.port
 
 
-def test_tunnel_head_in_many_pieces(tiny):
-    class Slow(TinyProxy):
-        def serve(self, conn):
-            try:
-                conn.recv(4096)
-                for piece in (b"HTTP/1.1 200 OK\r", b"\n", b"X: y\r\n\r", b"\nTUNNEL"):
-                    conn.sendall(piece)
-                    threading.Event().wait(0.01)
-                conn.recv(1)
-            except OSError:
-                pass
-    p = Slow(lambda req: None)
-    try:
-        sock = _proxy.connector("http://127.0.0.1:%d" % p.port)("h", 443, 2.0)
-        assert sock.recv(6, socket.MSG_WAITALL) == b"TUNNEL"
-        sock.close()
-    finally:
-        p.close()
+class Pieces:
+    """A socket stand-in that delivers ``pieces`` one per recv (MSG_PEEK leaves them in place)."""
+
+    def __init__(self, pieces):
+        self.pieces = list(pieces)
+
+    def settimeout(self, value):
+        pass
+
+    def recv(self, n, flags=0):
+        if not self.pieces:
+            return b""
+        if flags & socket.MSG_PEEK:
+            return self.pieces[0][:n]
+        data, rest = self.pieces[0][:n], self.pieces[0][n:]
+        if rest:
+            self.pieces[0] = rest
+        else:
+            self.pieces.pop(0)
+        return data
+
+
+@pytest.mark.parametrize("pieces", [
+    [b"HTTP/1.1 200 OK\r", b"\n", b"X: y\r\n\r", b"\nTUNNEL"],
+    [b"HTTP/1.1 200 OK\r\n\r\nTUNNEL"],
+    [b"HTTP/1.1 200 OK\r\n", b"\r\n", b"TUNNEL"],
+])
+def test_read_head_stops_at_the_blank_line(pieces):
+    import time
+    sock = Pieces(pieces)
+    head = _proxy.read_head(sock, time.monotonic() + 5)
+    assert head.endswith(b"\r\n\r\n") and b"TUNNEL" not in head
+    assert b"".join(sock.pieces) == b"TUNNEL"          # the tunnel's first bytes are left for TLS
+
+
+def test_read_head_eof_and_limit():
+    import time
+    with pytest.raises(EOFError):
+        _proxy.read_head(Pieces([b"HTTP/1.1 200 OK\r\n"]), time.monotonic() + 5)
+    with pytest.raises(ValueError, match="longer than"):
+        _proxy.read_head(Pieces([b"X" * 4096] * 20), time.monotonic() + 5)
 
 
 def test_403_is_proxy_refused_naming_the_status_line(tiny):
@@ -320,3 +343,25 @@ def test_module_options():
         _proxy.proxy_from_options("http://proxy:3128", None, "pw")
     assert _proxy.url_secrets("http://bob:hun@ter2@proxy:3128") == ["bob:hun@ter2", "hun@ter2"]
     assert _proxy.url_secrets("http://proxy:3128") == []
+
+
+def test_tls_probe_reports_the_proxy_error():
+    from ansible_collections.mdmops.apple.plugins.module_utils._apns import _tls
+
+    def connect(host, port, timeout):
+        raise ProxyError("proxy_refused", "proxy http://p:1 answered CONNECT h:443 with '403 Forbidden'",
+                         "allow CONNECT to h")
+    res = _tls.tls_probe("api.push.apple.com", 443, timeout=1, connect=connect)
+    assert (res["status"], res["remedy"]) == ("proxy_refused", "allow CONNECT to h")
+    assert res["detail"].startswith("proxy http://p:1 answered") and res["chain_verified"] is None
+
+
+def test_provider_classifies_a_wrapped_proxy_error():
+    from ansible_collections.mdmops.apple.plugins.module_utils._apns import _provider
+    try:
+        try:
+            raise ProxyError("proxy_auth_required", "proxy http://p:1 answered 407")
+        except ProxyError as inner:
+            raise RuntimeError("ConnectError") from inner
+    except RuntimeError as exc:
+        assert _provider.classify_exception(exc) == ("proxy_auth_required", "proxy http://p:1 answered 407")
