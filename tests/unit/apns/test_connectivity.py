@@ -259,6 +259,11 @@ def test_given_address_and_proxy():
     eng = Engines()
     c.run([_target("api.push.apple.com", 443)], ["tcp"], eng, proxied=True)
     assert [call for call in eng.calls if call[0] == "dns"] == []               # the proxy resolves
+    # UDP cannot cross an HTTP proxy: resolved here and sent directly
+    eng = Engines()
+    udp = c.run([_target("time.apple.com", 123, protocol="udp")], ["udp"], eng, proxied=True)
+    assert [(p["layer"], p["address"]) for p in udp] == [("udp", "192.0.2.10")]
+    assert ("dns", "time.apple.com") in eng.calls
 
 
 def test_unmapped_wildcard_is_skipped_and_ats_probes_come_last():
