@@ -306,6 +306,16 @@ def test_probes_feed_the_report_writers():
                                                                                             "provider"]
     assert report.failures[0]["environment"] == "production" and report.failures[0]["remedy"] == "renew"
     assert report.probes[2]["tls_sni"] == "api.push.apple.com" and report.certificates[0]["not_after_epoch"]
+    # every writer takes the module's result as is
+    from ansible_collections.mdmops.apple.plugins.plugin_utils._report._html import render_html
+    from ansible_collections.mdmops.apple.plugins.plugin_utils._report._junit import render_junit
+    from ansible_collections.mdmops.apple.plugins.plugin_utils._report._prometheus import render_prometheus
+    result = {"probes": probes, "certificates": [{"topic": "com.apple.mgmt.External.x",
+                                                  "not_after": "2030-01-01T00:00:00Z"}]}
+    assert "renew" in render_html(result, fail_on=["wrong_environment"])
+    assert 'failures="1"' in render_junit(result, fail_on=["wrong_environment"])
+    metrics = render_prometheus(result, certificates=result["certificates"])
+    assert 'layer="provider"' in metrics and "push_certificate_expiry_timestamp_seconds" in metrics
 
 
 def test_an_engine_error_is_raised_to_every_asker():
