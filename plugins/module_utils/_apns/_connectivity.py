@@ -583,7 +583,8 @@ def run(targets, layers, engines, concurrency=32, mdm_urls=(), proxied=False):
         # dns layer is asked for (reported)
         def direct(t):
             return not proxied or t["protocol"] == "udp"
-        need = sorted({t["name"] for t in targets if t["name"] and ("dns" in layers or (direct(t) and not t["address"]))})
+        need = sorted({t["name"] for t in targets if t["name"] and (
+            "dns" in layers or (direct(t) and not t["address"] and plan_layers(t, layers)))})
 
         def timed_resolve(n):
             start = time.monotonic()

@@ -264,6 +264,10 @@ def test_given_address_and_proxy():
     udp = c.run([_target("time.apple.com", 123, protocol="udp")], ["udp"], eng, proxied=True)
     assert [(p["layer"], p["address"]) for p in udp] == [("udp", "192.0.2.10")]
     assert ("dns", "time.apple.com") in eng.calls
+    # a name no requested layer needs is not resolved
+    eng = Engines()
+    c.run([_target("gdmf.apple.com", 443), _target("api.push.apple.com", 443)], ["provider"], eng)
+    assert [call for call in eng.calls if call[0] == "dns"] == [("dns", "api.push.apple.com")]
 
 
 def test_unmapped_wildcard_is_skipped_and_ats_probes_come_last():
