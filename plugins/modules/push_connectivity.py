@@ -551,6 +551,11 @@ def main():
     if not 1 <= p["concurrency"] <= 256:
         module.fail_json(msg="concurrency must be between 1 and 256, got %s" % p["concurrency"])
     cert_given = bool(p["certificate_path"]) or p["certificate_content"] not in (None, "")
+    orphans = [k for k in ("certificate_password", "privatekey_path", "privatekey_content", "privatekey_passphrase")
+               if p[k] not in (None, "")]
+    if orphans and not cert_given:
+        module.fail_json(msg="%s given without a push certificate: give certificate_path or certificate_content too, "
+                             "or leave %s out" % (", ".join(orphans), " and ".join(orphans)))
     proxy_cfg = None
     if p["proxy"] is not None:
         # a URL holding user:password@ is refused, and what it held is masked in everything the task prints
@@ -606,16 +611,11 @@ def main():
             _import_httpx()
         except ProviderUnavailable as exc:
             module.fail_json(msg=str(exc))
-    try:
-        engines = conn.Engines(timeout=p["timeout"], expected_roots=roots, ca_path=p["ca_path"], proxy=proxy_cfg,
-                               cert_pem=cert_pem, key_pem=key_pem, topic=topic)
-    except ImportError as exc:
-        module.fail_json(msg="this version of mdmops.apple cannot run these layers (%s); update the collection" % exc)
+    engines = conn.Engines(timeout=p["timeout"], expected_roots=roots, ca_path=p["ca_path"], proxy=proxy_cfg,
+                           cert_pem=cert_pem, key_pem=key_pem, topic=topic)
     try:
         probes = conn.run(targets, layers, engines, concurrency=p["concurrency"], mdm_urls=mdm_urls,
                           proxied=proxy_cfg is not None)
-    except ImportError as exc:
-        module.fail_json(msg="this version of mdmops.apple cannot run these layers (%s); update the collection" % exc)
     except RuntimeError as exc:   # _provider.ProviderUnavailable: httpx/h2 missing or unusable on this host
         module.fail_json(msg=str(exc))
     except Exception as exc:  # a bug: say so in one line; the traceback is in `exception` (-vvv)

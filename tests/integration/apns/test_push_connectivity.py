@@ -260,6 +260,7 @@ BAD_INPUTS = [
     ({"layers": ["tcp", "provider"]}, "the provider layer needs the push certificate"),
     ({"certificate_path": "/nonexistent/push.pem"}, "certificate_path /nonexistent/push.pem"),
     ({"fail_on": ["timout"]}, "fail_on: 'timout' is neither a status"),
+    ({"privatekey_path": "/etc/push.key"}, "privatekey_path given without a push certificate"),
     ({"services": [], "endpoints": ["a.example.com:443"], "hosts": ["x.apple.com"]}, "services is empty"),
     ({"proxy": "http://user:hunter2@proxy.example.com:3128"}, "give the proxy's credentials in proxy_username"),
     ({"mdm_urls": ["http://mdm.example.com/"]}, "mdm_urls[0]: MDM URL 'http://mdm.example.com/'"),
