@@ -28,6 +28,22 @@ from ansible_collections.mdmops.apple.plugins.module_utils._consoles import (
 )
 from ansible_collections.mdmops.apple.plugins.module_utils._consoles._common import parse_time
 
+# AnsiballZ ships the module_utils a module imports by name, not what _consoles.get() imports at run
+# time: every adapter is named here (inside try: optional for AnsiballZ, so an adapter missing from
+# an installation fails at connect with check_console's message, not when the module is packaged).
+try:
+    from ansible_collections.mdmops.apple.plugins.module_utils._consoles import nanomdm as _nanomdm  # noqa: F401
+except ImportError:  # pragma: no cover
+    pass
+try:
+    from ansible_collections.mdmops.apple.plugins.module_utils._consoles import micromdm as _micromdm  # noqa: F401
+except ImportError:  # pragma: no cover
+    pass
+try:
+    from ansible_collections.mdmops.apple.plugins.module_utils._consoles import intune as _intune  # noqa: F401
+except ImportError:
+    pass
+
 #: The consoles of issue 10; an adapter missing from the registry at run time fails with a clear msg.
 CONSOLE_CHOICES = ["intune", "micromdm", "nanomdm"]
 DEFAULT_TIMEOUT = 30.0
