@@ -46,8 +46,9 @@ options:
     description:
       - The console's kind. V(nanomdm) (U(https://github.com/micromdm/nanomdm), C(PUT /v1/pushcert)),
         V(micromdm) (U(https://github.com/micromdm/micromdm), C(PUT /v1/config/certificate)), V(intune)
-        (Microsoft Graph C(deviceManagement/applePushNotificationCertificate); needs the Intune adapter, a clear
-        error names it when this installation lacks it).
+        (Microsoft Graph C(deviceManagement/applePushNotificationCertificate), OAuth2 client credentials with
+        O(tenant_id), O(client_id), O(client_secret); Intune keeps the private key of the request it made, so only
+        the certificate is sent and O(apple_id) is required).
       - Workspace ONE UEM, Jamf Pro, SimpleMDM and Fleet are planned on the same interface.
     type: str
     required: true
@@ -98,8 +99,8 @@ options:
     aliases: [private_key_passphrase]
   apple_id:
     description:
-      - The Apple Account that created the push certificate in Apple's portal, for consoles that record it (Intune
-        requires it with an upload). Ignored by NanoMDM and MicroMDM.
+      - The Apple Account that created the push certificate in Apple's portal, for consoles that record it
+        (required with V(intune)). Ignored by NanoMDM and MicroMDM.
     type: str
   expected_topic:
     description:
@@ -384,6 +385,10 @@ def main() -> None:
 
     if params["min_days_valid"] < 0:
         module.fail_json(msg="min_days_valid must be 0 or more, not %d" % params["min_days_valid"], console=name)
+    if params["state"] == "present" and name == "intune" and not (params["apple_id"] or "").strip():
+        module.fail_json(msg="apple_id is required with console intune: the Apple Account (Managed Apple ID or Apple "
+                             "ID) that created the push certificate in Apple's portal, which Intune records with it; "
+                             "nothing was read or sent", console=name)
     if params["backup_dir"] and not os.path.isdir(params["backup_dir"]):
         module.fail_json(msg="backup_dir %s is not a directory: create it (mode 0700) or correct the option; nothing "
                              "was read or sent" % params["backup_dir"], console=name)

@@ -20,11 +20,12 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from lab.consoles import Emulator
+from lab.consoles import intune as emi
 from tests.lib.ansible_run import run_playbook
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 HOSTS = {"nanomdm": ("nanomdm", "current"), "micromdm": ("micromdm", "current"),
-         "nanomdm-old": ("nanomdm", "old"), "micromdm-old": ("micromdm", "old")}
+         "nanomdm-old": ("nanomdm", "old"), "micromdm-old": ("micromdm", "old"), "intune": ("intune", "intune")}
 REFUSALS = [  # (file stem, words the message must hold)
     ("other", "allow_new_topic"),
     ("mismatch", "does not belong"),
@@ -76,12 +77,16 @@ def certs(push_pki, tmp_path_factory):
             "other_topic": pki.new_topic()}
 
 
-def test_push_certificate_module(certs, tmp_path, tls_files):
+def test_push_certificate_module(certs, tmp_path, tls_files, push_pki):
     made = certs["made"]
     emulators = {}
     try:
         for host, (kind, variant) in HOSTS.items():
-            emulators[host] = Emulator(kind, tmp_path / host, variant=variant, tls_files=tls_files).start()
+            emulators[host] = Emulator(kind, tmp_path / host, variant="current" if kind == "intune" else variant,
+                                       tls_files=tls_files).start()
+        # what Apple's portal gives for Intune's own request: a certificate on the key Intune keeps
+        intune_first = push_pki.push(key=emi.tenant_key(emulators["intune"].control, push_pki.keys[0]))
+        intune_first.write(os.path.join(certs["dir"], "intune-first.pem"))
         results, backups = tmp_path / "results", tmp_path / "backups"
         inventory = {"all": {"hosts": {}, "vars": {
             "ansible_connection": "local", "ansible_python_interpreter": os.sys.executable,
@@ -92,8 +97,12 @@ def test_push_certificate_module(certs, tmp_path, tls_files):
         wrong_key = secrets.token_urlsafe(16)
         for host, emu in emulators.items():
             (backups / host).mkdir(parents=True)
+            intune = emu.kind == "intune"
             inventory["all"]["hosts"][host] = {
-                "kind": emu.kind, "variant": emu.variant, "url": emu.url, "api_key": emu.api_key,
+                "kind": emu.kind, "variant": HOSTS[host][1], "url": emu.url, "api_key": "" if intune else emu.api_key,
+                "tenant_id": emi.TENANT_ID if intune else "", "client_id": emi.CLIENT_ID if intune else "",
+                "client_secret": emu.api_key if intune else "",
+                "token_url": emu.url if intune else "https://login.microsoftonline.com",
                 "state_dir": emu.control.state_dir, "backup_dir": str(backups / host), "wrong_api_key": wrong_key}
         results.mkdir()
         (tmp_path / "inventory.json").write_text(json.dumps(inventory))
@@ -120,6 +129,7 @@ def test_push_certificate_module(certs, tmp_path, tls_files):
         for title in ("NanoMDM", "MicroMDM"):   # the old servers' upload warning (Ansible shows each once)
             assert title + " cannot be read back" in words and "could not be verified" in words
         check_bad_inputs(got["micromdm-old"]["bad"])
+        check_intune(got["intune"], emulators["intune"], intune_first)
     finally:
         for emu in emulators.values():
             emu.stop()
@@ -196,8 +206,21 @@ def check_old(host, r, emu):
 
 
 def check_bad_inputs(bad):
-    words = ["certificate_path", "backup_dir", "min_days_valid", "arrives with the Intune adapter", "not an http(s) URL"]
+    words = ["certificate_path", "backup_dir", "min_days_valid", "apple_id is required with console intune", "not an http(s) URL"]
     assert len(bad) == len(words)
     for item, expected in zip(bad, words):
         assert item["failed"] and expected in item["msg"], (expected, item.get("msg"))
         assert "Traceback (most recent" not in item["msg"] + str(item.get("exception"))
+
+
+def check_intune(r, emu, issued):
+    assert r["no_apple_id"]["failed"] and "apple_id is required" in r["no_apple_id"]["msg"]
+    first, again = r["uploads"]
+    assert first["changed"] and first["uploaded"] and first["verified"]
+    assert not again["changed"] and again["comparison"]["verdict"] == "same"
+    held = r["info"]["console_certificate"]
+    assert held["apple_id"] == "mdm-admin@example.com" and held["topic"] == issued.topic
+    assert held["serial_number"] == str(issued.cert.serial_number) and held["comparison"]["verdict"] == "same"
+    patches = [q for q in emu.control.requests() if q["method"] == "PATCH"]
+    assert len(patches) == 1, patches
+    assert emu.api_key not in json.dumps(emu.control.requests())
