@@ -22,7 +22,7 @@ description:
     says which option overrides it or that none does. The certificate must be an MDM push certificate (issued by
     Apple Application Integration 2 CA, topic C(com.apple.mgmt.)), valid now and for O(min_days_valid) more days,
     with its private key (unless the console keeps the key of its own request, like Intune); its topic must be
-    O(expected_topic) when given and the topic the console holds (a different topic strands every enrolled device:
+    O(expected_topic) when given and the topic the console holds (a different topic strands every enrolled device;
     O(allow_new_topic) for a deliberate move); a console that holds nothing is a first setup (O(allow_new_topic));
     no downgrade (a certificate that expires before the one the console holds).
   - B(Back up) what the console holds to O(backup_dir) (new files, mode C(0600); metadata as JSON, and the
@@ -56,7 +56,7 @@ options:
   state:
     description:
       - V(present) puts the certificate into the console.
-      - V(absent) removes the push certificate where the console's API can (none of the supported ones can: it
+      - V(absent) removes the push certificate where the console's API can (none of the supported ones can; it
         fails and says so, changing nothing).
     type: str
     choices: [present, absent]
