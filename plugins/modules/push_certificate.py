@@ -11,8 +11,8 @@ module: push_certificate
 short_description: Upload or renew the Apple MDM push (APNs) certificate of an MDM console, safely
 version_added: 0.1.0
 description:
-  - Puts an MDM push certificate into an MDM console through the console's API (NanoMDM, MicroMDM; Microsoft Intune
-    with its adapter), in five steps that are the same for every console.
+  - Puts an MDM push certificate into an MDM console through the console's API (NanoMDM, MicroMDM, Microsoft
+    Intune), in five steps that are the same for every console.
   - B(Read) what the console holds (NanoMDM keeps one certificate per topic and is read by O(expected_topic), else
     by the new certificate's topic).
   - B(Compare). When the console already holds this certificate (same SHA-256 fingerprint, else same serial and
