@@ -62,7 +62,7 @@ def console_connection_spec(password: bool = True) -> Dict[str, Any]:
     deprecated alias of ``certificate_password`` until 2.0.0)."""
     spec: Dict[str, Any] = {
         "url": dict(type="str"),
-        "token_url": dict(type="str", default="https://login.microsoftonline.com"),
+        "token_url": dict(type="str", default="https://login.microsoftonline.com", no_log=False),  # a URL, not a secret
         "tenant_id": dict(type="str"),
         "client_id": dict(type="str"),
         "client_secret": dict(type="str", no_log=True),
