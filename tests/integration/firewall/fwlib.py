@@ -52,13 +52,13 @@ def apply(lab, args, ns="corp", check=False, diff=False):
 
 
 def apply_all(lab, cases, ns="corp", check=False, task_timeout=300):
-    """Run every (name, args) of ``cases`` as one task of a single playbook run in ``ns``, in order,
-    each whatever the others did; returns {name: result}."""
+    """Run every (name, args) or (name, args, check mode) of ``cases`` as one task of a single playbook
+    run in ``ns``, in order, each whatever the others did; returns {name: result}."""
     tasks = []
-    for name, args in cases:
+    for name, args, *mode in cases:
         args = dict(args)
         args.setdefault("state_dir", state_dir(lab))
-        tasks.append(task(name, MODULE, args, check=check))
+        tasks.append(task(name, MODULE, args, check=mode[0] if mode else check))
     return run_tasks(tasks, interpreter=lab.interpreter(ns), task_timeout=task_timeout)
 
 

@@ -262,11 +262,10 @@ def test_drift_in_a_verdict_under_our_comment_is_repaired(lab, corp, state_dir):
                      "ip", "daddr", ".", "meta", "l4proto", ".", "th", "dport", "@allow_v4", "counter", "drop",
                      "comment", '"%s"' % comment], check=True)
     assert connect(lab, [("api.push.apple.com", 443, "tcp")]) != {("api.push.apple.com", 443, "tcp"): "ok"}
-    check = apply(lab, dict(DROP, rollback_timeout=0, state_dir=state_dir), check=True)
-    assert check["changed"] is True
-    # the repair, then the same run again (one playbook run): the second finds nothing left to do
-    runs = apply_all(lab, [(name, dict(DROP, rollback_timeout=0, state_dir=state_dir)) for name in ("fix", "again")])
-    assert runs["fix"]["changed"] is True and runs["again"]["changed"] is False, runs
+    # check mode sees the drift, the next run repairs it, the one after finds nothing to do (one playbook run)
+    args = dict(DROP, rollback_timeout=0, state_dir=state_dir)
+    runs = apply_all(lab, [("check", args, True), ("fix", args), ("again", args)])
+    assert [runs[n]["changed"] for n in ("check", "fix", "again")] == [True, True, False], runs
     assert connect(lab, [("api.push.apple.com", 443, "tcp")]) == {("api.push.apple.com", 443, "tcp"): "ok"}
 
 
