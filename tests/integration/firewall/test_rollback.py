@@ -177,19 +177,22 @@ def test_two_concurrent_applies_end_consistent(lab, corp, state_dir, backend):
 
 
 def test_a_stale_timer_never_undoes_a_confirmed_change(lab, corp, state_dir):
-    # the first timer must still be pending when the second run starts, however loaded the machine
-    started = time.monotonic()
-    first = apply(lab, dict(DROP, rollback_timeout=30, rollback_confirm="manual", state_dir=state_dir))
-    assert first["rollback"]["pending"] is True
+    # both applies in one playbook run: the second starts a task boundary after the first armed its timer,
+    # so the first timer is still pending when the second takes it over, however loaded the machine
+    runs = apply_all(lab, [
+        ("first", dict(DROP, rollback_timeout=20, rollback_confirm="manual", state_dir=state_dir)),
+        ("second", dict(DROP, services=DM + ["device_setup"], state_dir=state_dir, rollback_timeout=600))])
+    first, second = runs["first"], runs["second"]
+    assert first["rollback"]["pending"] is True, first
     token = first["rollback"]["token"]
-    pid = json.load(open(os.path.join(state_dir, token + ".pending")))["pid"]
-    second = apply(lab, dict(DROP, services=DM + ["device_setup"], state_dir=state_dir, rollback_timeout=600))
     assert not second["failed"], second
     assert second["rollback"]["status"] == "confirmed" and second["rollback"]["superseded"] == [token]
     assert "took over the pending rollback timer" in second["_stdout"]
-    wait_for(lambda: not alive(pid), "the first timer to stop")
+    with open(os.path.join(state_dir, token + ".superseded")) as f:
+        job = json.load(f)                       # the first timer's record: its watcher and when it was armed
+    wait_for(lambda: not alive(job["pid"]), "the first timer to stop")
     # past the first timer's deadline: nothing may have been restored
-    time.sleep(max(0.0, started + 31 - time.monotonic()))
+    time.sleep(max(0.0, job["created"] + job["timeout"] + 1 - time.time()))
     assert "udp . 123" in ruleset(lab)
     assert apply(lab, dict(DROP, services=DM + ["device_setup"], state_dir=state_dir))["changed"] is False
     late = apply(lab, {"confirm_token": token, "state_dir": state_dir})
