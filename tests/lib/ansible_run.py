@@ -67,7 +67,8 @@ def run_tasks(tasks: Sequence[Dict[str, Any]], *, host: str = "localhost", inter
     (local connection); return {task name: result}.
 
     Each result has the module's keys plus ``failed`` (what Ansible decided), ``_crash``
-    (the module's traceback if an exception escaped it, else None; see the callback),
+    (the module's traceback if an exception escaped it, else None; see the callback), ``_tracebacks``
+    (the ``tracebacks`` argument),
     ``_rc`` (the playbook's exit code) and ``_stdout`` (this task's part of the output, then
     the run's stderr).  A task that outlives ``task_timeout`` seconds fails with Ansible's
     timeout message (a hang is a failed case, not a blocked run).  With ``ignore_errors``
@@ -124,6 +125,7 @@ def run_tasks(tasks: Sequence[Dict[str, Any]], *, host: str = "localhost", inter
             result = record["result"]
             result["failed"] = record["status"] != "ok"
             result["_crash"] = record.get("crash")
+            result["_tracebacks"] = tracebacks          # whether _stdout may hold tracebacks of clean failures
             result["_rc"] = proc.returncode
             result["_stdout"] = _section(proc.stdout, name) + proc.stderr
             out[name] = result
