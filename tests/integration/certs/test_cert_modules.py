@@ -185,7 +185,7 @@ def info_cases(tmp_path, pki, push):
             expected = ["is empty"]
 
         @add("clean_failure " + case, args)
-        def _clean(result, path=path, expected=expected):
+        def _clean(result, path=path, expected=tuple(expected)):
             result = failed(result, str(path), *expected)
             assert "not-the-password" not in json.dumps(result)
 
