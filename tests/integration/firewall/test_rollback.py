@@ -213,10 +213,13 @@ def test_manual_confirm_keeps_and_no_confirm_restores(lab, corp, state_dir):
     assert res["rollback"]["pending"] is True and res["changed"] is True
     restore_now(state_dir, res["rollback"]["token"])
     assert ruleset(lab) == corp
-    late = apply(lab, {"confirm_token": res["rollback"]["token"], "state_dir": state_dir})
-    assert late["rollback"]["status"] == "rolled_back"
+    # a confirmation that comes too late, then a new manual apply (one playbook run)
+    runs = apply_all(lab, [("late", {"confirm_token": res["rollback"]["token"], "state_dir": state_dir}),
+                           ("again", dict(DROP, rollback_timeout=600, rollback_confirm="manual", state_dir=state_dir))])
+    assert runs["late"]["rollback"]["status"] == "rolled_back", runs["late"]
 
-    res = apply(lab, dict(DROP, rollback_timeout=600, rollback_confirm="manual", state_dir=state_dir))
+    res = runs["again"]
+    assert res["rollback"]["pending"] is True and res["changed"] is True, res
     ok = apply(lab, {"confirm_token": res["rollback"]["token"], "state_dir": state_dir})
     assert ok["rollback"]["status"] == "confirmed" and ok["changed"] is False
     assert not _rollback.fire(res["rollback"]["token"], state_dir)          # no watcher left to fire
