@@ -220,6 +220,11 @@ def request_args(tmp_path, **extra):
     return args
 
 
+def requests(*named):
+    """Run each (name, args) with push_certificate_request, in order, as the tasks of one playbook run."""
+    return run_tasks([task(name, REQUEST, args) for name, args in named], task_timeout=120)
+
+
 def load_csr(path):
     with open(path, "rb") as handle:
         return x509.load_pem_x509_csr(handle.read())
@@ -233,7 +238,8 @@ def load_key(path, password=None):
 class TestRequest:
     def test_create_is_idempotent_with_safe_modes(self, tmp_path):
         args = request_args(tmp_path)
-        first = ok(run_module(REQUEST, args))
+        runs = requests(("first", args), ("second", args))          # the second run finds nothing to do
+        first, second = ok(runs["first"]), ok(runs["second"])
         assert first["changed"] is True
         assert first["changed_files"] == [args["privatekey_path"], args["csr_path"]]
         assert mode(args["privatekey_path"]) == 0o600 and mode(args["csr_path"]) == 0o644
@@ -249,7 +255,6 @@ class TestRequest:
         assert first["public_key_fingerprint_sha256"] == ":".join("%02X" % b for b in digest.finalize())
         assert sorted(os.listdir(tmp_path)) == ["push.csr", "push.key"]  # no temporary files left
 
-        second = ok(run_module(REQUEST, args))
         assert second["changed"] is False and second["changed_files"] == []
         assert second["actions"] == {"privatekey": "keep", "csr": "keep", "signed_request": "none"}
         assert second["public_key_fingerprint_sha256"] == first["public_key_fingerprint_sha256"]
@@ -280,8 +285,8 @@ class TestRequest:
         assert "PRIVATE KEY" not in second["_stdout"]
 
     def test_force_regenerates_with_backup(self, tmp_path):
-        first = ok(run_module(REQUEST, request_args(tmp_path)))
-        forced = ok(run_module(REQUEST, request_args(tmp_path, force=True, backup=True)))
+        runs = requests(("first", request_args(tmp_path)), ("forced", request_args(tmp_path, force=True, backup=True)))
+        first, forced = ok(runs["first"]), ok(runs["forced"])
         assert forced["changed"] is True
         assert forced["actions"] == {"privatekey": "regenerate", "csr": "regenerate", "signed_request": "none"}
         assert forced["public_key_fingerprint_sha256"] != first["public_key_fingerprint_sha256"]
@@ -296,12 +301,15 @@ class TestRequest:
         ok(run_module(REQUEST, args))
         assert b"ENCRYPTED PRIVATE KEY" in (tmp_path / "push.key").read_bytes()
         os.chmod(tmp_path / "push.key", 0o644)
-        fixed = ok(run_module(REQUEST, args))
+        # the loose mode fixed, then nothing left to do, then a wrong passphrase (one playbook run)
+        key = (tmp_path / "push.key").read_bytes()
+        runs = requests(("fixed", args), ("again", args),
+                        ("bad", request_args(tmp_path, privatekey_passphrase="Bad-Passphrase-9")))
+        fixed = ok(runs["fixed"])
         assert fixed["changed"] is True and fixed["actions"]["privatekey"] == "fix_mode"
-        assert mode(str(tmp_path / "push.key")) == 0o600
-        assert ok(run_module(REQUEST, args))["changed"] is False
-        result = failed(run_module(REQUEST, request_args(tmp_path, privatekey_passphrase="Bad-Passphrase-9")),
-                        "passphrase", "wrong", "kept untouched")
+        assert mode(str(tmp_path / "push.key")) == 0o600 and (tmp_path / "push.key").read_bytes() == key
+        assert ok(runs["again"])["changed"] is False
+        result = failed(runs["bad"], "passphrase", "wrong", "kept untouched")
         assert "Key-Passphrase-1" not in json.dumps(result) and "Bad-Passphrase-9" not in result["msg"]
 
     def test_existing_ec_key_fails_cleanly(self, tmp_path):
@@ -342,7 +350,8 @@ class TestVendorSignedRequest:
     def test_signed_request_verifies(self, tmp_path, pki, vendor_files):
         vendor, vendor_dir = vendor_files
         args = self.args(tmp_path, vendor_dir)
-        result = ok(run_module(REQUEST, args))
+        runs = requests(("first", args), ("again", args))          # the second run finds nothing to do
+        result, again = ok(runs["first"]), ok(runs["again"])
         assert result["changed"] is True and result["actions"]["signed_request"] == "create"
         assert result["signed_request_path"] == args["signed_request_path"]
         assert mode(args["signed_request_path"]) == 0o644
@@ -359,14 +368,14 @@ class TestVendorSignedRequest:
                                         padding.PKCS1v15(), hashes.SHA256())
         chain = x509.load_pem_x509_certificates(plist["PushCertCertificateChain"].encode())
         assert chain == [vendor.cert, pki.wwdr.cert, pki.root.cert]
-
-        again = ok(run_module(REQUEST, args))
         assert again["changed"] is False and again["actions"]["signed_request"] == "keep"
 
     def test_signed_request_follows_csr(self, tmp_path, vendor_files):
         _vendor, vendor_dir = vendor_files
-        ok(run_module(REQUEST, self.args(tmp_path, vendor_dir)))
-        result = ok(run_module(REQUEST, self.args(tmp_path, vendor_dir, common_name="renamed")))
+        runs = requests(("first", self.args(tmp_path, vendor_dir)),
+                        ("renamed", self.args(tmp_path, vendor_dir, common_name="renamed")))
+        ok(runs["first"])
+        result = ok(runs["renamed"])
         assert result["actions"] == {"privatekey": "keep", "csr": "regenerate", "signed_request": "regenerate"}
         with open(str(tmp_path / "PushCertificateRequest.b64"), "rb") as handle:
             plist = plistlib.loads(base64.b64decode(handle.read()))
