@@ -102,7 +102,7 @@ run_step() {
   case "$1" in
     setup-compat) bash scripts/compat.sh setup "${OLDER_CORES[@]}" ;;
     unit) MDMOPS_LAB_PREFIX="${BASE}u" run_pytest 0 tests/unit ;;
-    lab) MDMOPS_LAB_PREFIX="${BASE}l" run_pytest 0 -n "$LAB_WORKERS" --dist worksteal --durations=10 -m "not serial" tests/integration ;;
+    lab) MDMOPS_LAB_PREFIX="${BASE}l" run_pytest 0 -n "$LAB_WORKERS" --dist worksteal --durations=25 -m "not serial" tests/integration ;;
     serial) MDMOPS_LAB_PREFIX="${BASE}s" run_pytest 1 -m serial tests/integration ;;
     compat-*) MDMOPS_LAB_PREFIX="${BASE}c${1#compat-2.}" bash scripts/compat.sh "${1#compat-}" ;;
     # every sanity test on the current core; on the older ones all but pylint (the same code

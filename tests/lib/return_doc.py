@@ -19,7 +19,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 # keys Ansible itself adds to every result
 ANSIBLE_KEYS = {"changed", "failed", "msg", "invocation", "diff", "warnings", "deprecations",
-                "_ansible_no_log", "_ansible_verbose_always", "ansible_facts", "skipped", "_rc", "_stdout"}
+                "_ansible_no_log", "_ansible_verbose_always", "ansible_facts", "skipped", "_rc", "_stdout",
+                "_crash", "_tracebacks"}  # _rc and after: added by tests/lib/ansible_run.py
 
 TYPES = {
     "str": (str,),

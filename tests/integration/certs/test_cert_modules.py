@@ -15,28 +15,36 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from tests.lib.ansible_run import run_module
+from tests.lib.ansible_run import run_module, run_tasks, task
 
 INFO = "mdmops.apple.push_certificate_info"
 REQUEST = "mdmops.apple.push_certificate_request"
 P12_PASSWORD = "Lab-Pkcs12-Pw!"
 
 
+def _no_crash(result):
+    """No exception escaped the module (see tests/lib/ansible_run.py); where Ansible was not asked to keep
+    tracebacks (run_module), none may show in the output either."""
+    assert result["_crash"] is None, result["_crash"]
+    if not result["_tracebacks"]:
+        assert "Traceback" not in result["_stdout"]
+
+
 def ok(result):
-    assert result["_rc"] == 0, result["_stdout"]
-    assert "Traceback" not in result["_stdout"]
-    assert "PRIVATE KEY" not in json.dumps(result)
+    assert result["failed"] is False, result["_stdout"]
+    _no_crash(result)
+    assert "PRIVATE KEY" not in json.dumps({k: v for k, v in result.items() if k not in ("_stdout", "_crash")})
+    assert "PRIVATE KEY-----\n" not in result["_stdout"]
     return result
 
 
 def failed(result, *fragments):
-    """A clean failure: non-zero exit, a message naming the problem, no traceback, no key text."""
-    assert result["_rc"] != 0, result
-    assert result.get("failed", True) is True  # ansible-core 2.19 drops the failed key from callback results
+    """A clean failure: a failed task, a message naming the problem, no crash, no key text."""
+    assert result["failed"] is True, result
     assert "FAILED!" in result["_stdout"]
-    assert "Traceback" not in result["_stdout"]
+    _no_crash(result)
     assert "module_stderr" not in result and "exception" not in result
-    assert "PRIVATE KEY" not in json.dumps(result)
+    assert "PRIVATE KEY" not in json.dumps({k: v for k, v in result.items() if k not in ("_stdout", "_crash")})
     for fragment in fragments:
         assert fragment in result["msg"], result["msg"]
     return result
@@ -50,11 +58,22 @@ def mode(path) -> int:
 # push_certificate_info
 # ---------------------------------------------------------------------------
 
-class TestInfo:
-    def test_results_match_the_certificate(self, tmp_path, pki, push):
-        cert_path, key_path = str(tmp_path / "push.pem"), str(tmp_path / "push.key")
-        push.write(cert_path, key_path, with_chain=True)
-        result = ok(run_module(INFO, {"path": cert_path, "privatekey_path": key_path}))
+def info_cases(tmp_path, pki, push):
+    """(name, args, check mode, judge(result)) for push_certificate_info; files are written to tmp_path."""
+    cases = []
+
+    def add(name, args, check=False):
+        def register(judge):
+            cases.append((name, args, check, judge))
+            return judge
+        return register
+
+    cert_path, key_path = str(tmp_path / "push.pem"), str(tmp_path / "push.key")
+    push.write(cert_path, key_path, with_chain=True)
+
+    @add("results_match_the_certificate", {"path": cert_path, "privatekey_path": key_path})
+    def _matches(result):
+        result = ok(result)
         cert = push.cert
         assert result["changed"] is False
         assert result["topic"] == push.topic and result["topic"].startswith("com.apple.mgmt.External.")
@@ -69,63 +88,82 @@ class TestInfo:
         assert result["key_matches"] is True
         assert result["certificates_found"] == 3 and result["chain_verified"] is True
 
-    def test_check_mode(self, tmp_path, push):
-        path = str(tmp_path / "push.cer")
-        (tmp_path / "push.cer").write_bytes(push.cert_der())
-        result = ok(run_module(INFO, {"path": path}, check=True))
+    (tmp_path / "push.cer").write_bytes(push.cert_der())
+
+    @add("check_mode", {"path": str(tmp_path / "push.cer")}, check=True)
+    def _check(result):
+        result = ok(result)
         assert result["changed"] is False and result["input_format"] == "der" and result["topic"] == push.topic
         assert "key_matches" not in result
 
-    def test_pkcs12_inline_with_password(self, push):
-        content = base64.b64encode(push.pkcs12(P12_PASSWORD.encode())).decode()
-        result = ok(run_module(INFO, {"content": content, "certificate_password": P12_PASSWORD}))
+    @add("pkcs12_inline_with_password", {"content": base64.b64encode(push.pkcs12(P12_PASSWORD.encode())).decode(),
+                                         "certificate_password": P12_PASSWORD})
+    def _p12(result):
+        result = ok(result)
         assert result["input_format"] == "pkcs12" and result["key_matches"] is True
         assert result["contains_private_key"] is True
         assert P12_PASSWORD not in json.dumps(result)
 
-    def test_former_option_names_still_work(self, tmp_path, push):
-        """password and compare_to_password (deprecated), private_key_* (aliases) keep working."""
-        p12, key, current = tmp_path / "push.p12", tmp_path / "push.key", tmp_path / "current.p12"
-        p12.write_bytes(push.pkcs12(P12_PASSWORD.encode(), with_key=False))
-        key.write_bytes(push.key_bytes(password=b"Key-Pw-1"))
-        current.write_bytes(push.pkcs12(b"Other-Pw-2"))
-        result = ok(run_module(INFO, {"path": str(p12), "password": P12_PASSWORD, "private_key_path": str(key),
-                                      "private_key_passphrase": "Key-Pw-1", "compare_to_path": str(current),
-                                      "compare_to_password": "Other-Pw-2"}))
+    # password and compare_to_password (deprecated), private_key_* (aliases) keep working
+    former = tmp_path / "former"
+    former.mkdir()
+    (former / "push.p12").write_bytes(push.pkcs12(P12_PASSWORD.encode(), with_key=False))
+    (former / "push.key").write_bytes(push.key_bytes(password=b"Key-Pw-1"))
+    (former / "current.p12").write_bytes(push.pkcs12(b"Other-Pw-2"))
+
+    @add("former_option_names_still_work", {
+        "path": str(former / "push.p12"), "password": P12_PASSWORD, "private_key_path": str(former / "push.key"),
+        "private_key_passphrase": "Key-Pw-1", "compare_to_path": str(former / "current.p12"),
+        "compare_to_password": "Other-Pw-2"})
+    def _former(result):
+        result = ok(result)
         assert result["key_matches"] is True and result["same_certificate_as_compared"] is True
 
-    def test_mismatched_key(self, tmp_path, pki, push):
-        other = pki.mismatched_key().private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                   serialization.NoEncryption())
-        result = ok(run_module(INFO, {"content": push.cert_pem().decode(), "private_key_content": other.decode()}))
-        assert result["key_matches"] is False
+    other = pki.mismatched_key().private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption())
 
-    def test_expired_and_not_apple(self, pki):
-        expired = ok(run_module(INFO, {"content": pki.expired().cert_pem().decode()}))
+    @add("mismatched_key", {"content": push.cert_pem().decode(), "private_key_content": other.decode()})
+    def _mismatch(result):
+        assert ok(result)["key_matches"] is False
+
+    @add("expired", {"content": pki.expired().cert_pem().decode()})
+    def _expired(result):
+        expired = ok(result)
         assert expired["expired"] is True and expired["expires_soon"] is True and expired["days_remaining"] < 0
-        impostor = ok(run_module(INFO, {"content": pki.not_apple().cert_pem().decode()}))
+
+    @add("not_apple", {"content": pki.not_apple().cert_pem().decode()})
+    def _impostor(result):
+        impostor = ok(result)
         assert impostor["is_mdm_push"] is False and impostor["mdm_push_reasons"]
 
-    def test_expires_within_days(self, pki):
-        expiring = pki.expiring(days_left=20).cert_pem().decode()
-        assert ok(run_module(INFO, {"content": expiring}))["expires_soon"] is True
-        assert ok(run_module(INFO, {"content": expiring, "expires_within_days": 7}))["expires_soon"] is False
+    expiring = pki.expiring(days_left=20).cert_pem().decode()
 
-    def test_compare_renewal_and_other_account(self, tmp_path, pki, push):
-        current = tmp_path / "current.pem"
-        current.write_bytes(push.cert_pem())
-        renewal = ok(run_module(INFO, {"content": pki.renewal(push).cert_pem().decode(),
-                                       "compare_to_path": str(current)}))
+    @add("expires_within_days default", {"content": expiring})
+    def _soon(result):
+        assert ok(result)["expires_soon"] is True
+
+    @add("expires_within_days 7", {"content": expiring, "expires_within_days": 7})
+    def _not_soon(result):
+        assert ok(result)["expires_soon"] is False
+
+    current = tmp_path / "current.pem"
+    current.write_bytes(push.cert_pem())
+
+    @add("compare renewal", {"content": pki.renewal(push).cert_pem().decode(), "compare_to_path": str(current)})
+    def _renewal(result):
+        renewal = ok(result)
         assert renewal["same_topic_as_compared"] is True and renewal["is_renewal_of_compared"] is True
         assert renewal["same_certificate_as_compared"] is False
-        other = ok(run_module(INFO, {"content": pki.other_account().cert_pem().decode(),
-                                     "compare_to_path": str(current)}))
+
+    @add("compare other account", {"content": pki.other_account().cert_pem().decode(),
+                                   "compare_to_path": str(current)})
+    def _other(result):
+        other = ok(result)
         assert other["same_topic_as_compared"] is False and other["is_renewal_of_compared"] is False
         assert other["compared"]["topic"] == push.topic
 
-    @pytest.mark.parametrize("case", ["key_only", "missing", "wrong_password", "truncated", "random", "empty"])
-    def test_clean_failures(self, tmp_path, push, case):
-        path = tmp_path / "input"
+    for case in ("key_only", "missing", "wrong_password", "truncated", "random", "empty"):
+        path = tmp_path / ("input-" + case)
         args = {"path": str(path)}
         if case == "key_only":
             path.write_bytes(push.key_bytes())
@@ -145,12 +183,30 @@ class TestInfo:
         else:
             path.write_bytes(b"")
             expected = ["is empty"]
-        result = failed(run_module(INFO, args), str(path), *expected)
-        assert "not-the-password" not in json.dumps(result)
 
-    def test_path_and_content_are_exclusive(self, push):
-        failed(run_module(INFO, {"path": "/nonexistent", "content": push.cert_pem().decode()}),
-               "mutually exclusive")
+        @add("clean_failure " + case, args)
+        def _clean(result, path=path, expected=tuple(expected)):
+            result = failed(result, str(path), *expected)
+            assert "not-the-password" not in json.dumps(result)
+
+    @add("path_and_content_are_exclusive", {"path": "/nonexistent", "content": push.cert_pem().decode()})
+    def _exclusive(result):
+        failed(result, "mutually exclusive")
+
+    return cases
+
+
+def test_push_certificate_info(tmp_path, pki, push):
+    """Every push_certificate_info case as one task of a single playbook run, each judged on its own result."""
+    cases = info_cases(tmp_path, pki, push)
+    results = run_tasks([task(name, INFO, args, check=check) for name, args, check, _j in cases], task_timeout=120)
+    problems = []
+    for name, _args, _check, judge in cases:
+        try:
+            judge(results[name])
+        except AssertionError as exc:
+            problems.append("%s: %s" % (name, exc))
+    assert not problems, "%d of %d cases went wrong:\n%s" % (len(problems), len(cases), "\n".join(problems))
 
 
 # ---------------------------------------------------------------------------
@@ -162,6 +218,11 @@ def request_args(tmp_path, **extra):
             "common_name": "mdm.example.com", "email_address": "mdm@example.com", "country": "US"}
     args.update(extra)
     return args
+
+
+def requests(*named):
+    """Run each (name, args) with push_certificate_request, in order, as the tasks of one playbook run."""
+    return run_tasks([task(name, REQUEST, args) for name, args in named], task_timeout=120)
 
 
 def load_csr(path):
@@ -177,7 +238,8 @@ def load_key(path, password=None):
 class TestRequest:
     def test_create_is_idempotent_with_safe_modes(self, tmp_path):
         args = request_args(tmp_path)
-        first = ok(run_module(REQUEST, args))
+        runs = requests(("first", args), ("second", args))          # the second run finds nothing to do
+        first, second = ok(runs["first"]), ok(runs["second"])
         assert first["changed"] is True
         assert first["changed_files"] == [args["privatekey_path"], args["csr_path"]]
         assert mode(args["privatekey_path"]) == 0o600 and mode(args["csr_path"]) == 0o644
@@ -193,7 +255,6 @@ class TestRequest:
         assert first["public_key_fingerprint_sha256"] == ":".join("%02X" % b for b in digest.finalize())
         assert sorted(os.listdir(tmp_path)) == ["push.csr", "push.key"]  # no temporary files left
 
-        second = ok(run_module(REQUEST, args))
         assert second["changed"] is False and second["changed_files"] == []
         assert second["actions"] == {"privatekey": "keep", "csr": "keep", "signed_request": "none"}
         assert second["public_key_fingerprint_sha256"] == first["public_key_fingerprint_sha256"]
@@ -224,8 +285,8 @@ class TestRequest:
         assert "PRIVATE KEY" not in second["_stdout"]
 
     def test_force_regenerates_with_backup(self, tmp_path):
-        first = ok(run_module(REQUEST, request_args(tmp_path)))
-        forced = ok(run_module(REQUEST, request_args(tmp_path, force=True, backup=True)))
+        runs = requests(("first", request_args(tmp_path)), ("forced", request_args(tmp_path, force=True, backup=True)))
+        first, forced = ok(runs["first"]), ok(runs["forced"])
         assert forced["changed"] is True
         assert forced["actions"] == {"privatekey": "regenerate", "csr": "regenerate", "signed_request": "none"}
         assert forced["public_key_fingerprint_sha256"] != first["public_key_fingerprint_sha256"]
@@ -240,12 +301,15 @@ class TestRequest:
         ok(run_module(REQUEST, args))
         assert b"ENCRYPTED PRIVATE KEY" in (tmp_path / "push.key").read_bytes()
         os.chmod(tmp_path / "push.key", 0o644)
-        fixed = ok(run_module(REQUEST, args))
+        # the loose mode fixed, then nothing left to do, then a wrong passphrase (one playbook run)
+        key = (tmp_path / "push.key").read_bytes()
+        runs = requests(("fixed", args), ("again", args),
+                        ("bad", request_args(tmp_path, privatekey_passphrase="Bad-Passphrase-9")))
+        fixed = ok(runs["fixed"])
         assert fixed["changed"] is True and fixed["actions"]["privatekey"] == "fix_mode"
-        assert mode(str(tmp_path / "push.key")) == 0o600
-        assert ok(run_module(REQUEST, args))["changed"] is False
-        result = failed(run_module(REQUEST, request_args(tmp_path, privatekey_passphrase="Bad-Passphrase-9")),
-                        "passphrase", "wrong", "kept untouched")
+        assert mode(str(tmp_path / "push.key")) == 0o600 and (tmp_path / "push.key").read_bytes() == key
+        assert ok(runs["again"])["changed"] is False
+        result = failed(runs["bad"], "passphrase", "wrong", "kept untouched")
         assert "Key-Passphrase-1" not in json.dumps(result) and "Bad-Passphrase-9" not in result["msg"]
 
     def test_existing_ec_key_fails_cleanly(self, tmp_path):
@@ -286,7 +350,8 @@ class TestVendorSignedRequest:
     def test_signed_request_verifies(self, tmp_path, pki, vendor_files):
         vendor, vendor_dir = vendor_files
         args = self.args(tmp_path, vendor_dir)
-        result = ok(run_module(REQUEST, args))
+        runs = requests(("first", args), ("again", args))          # the second run finds nothing to do
+        result, again = ok(runs["first"]), ok(runs["again"])
         assert result["changed"] is True and result["actions"]["signed_request"] == "create"
         assert result["signed_request_path"] == args["signed_request_path"]
         assert mode(args["signed_request_path"]) == 0o644
@@ -303,14 +368,14 @@ class TestVendorSignedRequest:
                                         padding.PKCS1v15(), hashes.SHA256())
         chain = x509.load_pem_x509_certificates(plist["PushCertCertificateChain"].encode())
         assert chain == [vendor.cert, pki.wwdr.cert, pki.root.cert]
-
-        again = ok(run_module(REQUEST, args))
         assert again["changed"] is False and again["actions"]["signed_request"] == "keep"
 
     def test_signed_request_follows_csr(self, tmp_path, vendor_files):
         _vendor, vendor_dir = vendor_files
-        ok(run_module(REQUEST, self.args(tmp_path, vendor_dir)))
-        result = ok(run_module(REQUEST, self.args(tmp_path, vendor_dir, common_name="renamed")))
+        runs = requests(("first", self.args(tmp_path, vendor_dir)),
+                        ("renamed", self.args(tmp_path, vendor_dir, common_name="renamed")))
+        ok(runs["first"])
+        result = ok(runs["renamed"])
         assert result["actions"] == {"privatekey": "keep", "csr": "regenerate", "signed_request": "regenerate"}
         with open(str(tmp_path / "PushCertificateRequest.b64"), "rb") as handle:
             plist = plistlib.loads(base64.b64decode(handle.read()))

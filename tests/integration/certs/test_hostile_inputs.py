@@ -1,13 +1,18 @@
 """Hostile and malformed inputs to push_certificate_info and push_certificate_request, run for real.
 
-Every case runs the module through ansible (tests/lib/ansible_run.py) and must end
-in a clean failure: a non-zero exit within the subprocess timeout (no hang), a
-``msg`` that names the option and says what to do, no traceback or
-``exception``, no module stderr, and the working directory exactly as before
-(types, modes and bytes). The few accepted inputs are checked for doing exactly
-what was asked (no wrong success).
+Every case runs the module through ansible and must end in a clean failure: a failed
+task within its deadline (no hang), a ``msg`` that names the option and says what to
+do, no crash (no traceback escaped the module; see tests/lib/ansible_run.py), no
+``exception``, no module stderr, no key material, and the case's directory exactly as
+before (types, modes, owners and bytes). The few accepted inputs are checked for doing
+exactly what was asked (no wrong success).
 
-Device nodes are made in tmp_path with mknod (root; the real /dev/null is only
+The cases of a group are the tasks of ONE playbook run (one Ansible start-up for tens
+of cases; cases that need the module to have made a key first get it from one earlier
+playbook run); each case has a directory of its own and is judged on its own, and a
+failure names the case.
+
+Device nodes are made in the case directory with mknod (root; the real /dev/null is only
 used in check mode, which never writes).
 """
 from __future__ import annotations
@@ -22,15 +27,49 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from tests.lib.ansible_run import run_module
+from tests.lib.ansible_run import run_tasks, task
 from tests.lib.keys import truncated_private_key_pem
 
 INFO = "mdmops.apple.push_certificate_info"
 REQUEST = "mdmops.apple.push_certificate_request"
-TIMEOUT = 120  # seconds: a hang (FIFO, /dev/zero, a huge key) fails the test instead of blocking the run
+TIMEOUT = 120  # seconds per case: a hang (FIFO, /dev/zero, a huge key) fails its case instead of blocking the run
 ROOT = os.geteuid() == 0
 KEY_MATERIAL = re.compile(r"PRIVATE KEY-----(\\n|\n)[A-Za-z0-9+/]{16}")
-needs_root = pytest.mark.skipif(not ROOT, reason="device nodes and foreign symlinks need root")
+
+CASES = []        # every case, in the order written
+GROUPS = []       # one playbook run each: the request's output paths and keys, its values and inputs, info
+
+
+class Case(object):
+    """One hostile input: its directory ``d``, the module and arguments, what the message must say."""
+
+    def __init__(self, group, name, module, make, fragments, check=False, accepted=False, root=False):
+        self.group, self.name, self.module, self.make = group, name, module, make
+        self.fragments, self.check, self.accepted, self.root = fragments, check, accepted, root
+        self.d = None
+        self.prepare = []        # (module, args) the module must run successfully before the case
+        self.then = []           # setup steps that need what the prepare runs made
+        self.verify = []         # extra checks on (result, case) after the run
+
+    @property
+    def id(self):
+        return "%s/%s" % (self.group, self.name)
+
+
+def case(group, name, module, *fragments, check=False, accepted=False, root=False):
+    """Register ``make(c, ctx) -> args`` as the case ``group/name``."""
+    if group not in GROUPS:
+        GROUPS.append(group)
+
+    def register(make):
+        assert (group, name) not in [(c.group, c.name) for c in CASES], "two cases named %s/%s" % (group, name)
+        CASES.append(Case(group, name, module, make, fragments, check=check, accepted=accepted, root=root))
+        return make
+    return register
+
+
+def _wrong(what):
+    raise AssertionError(what)
 
 
 def snapshot(directory):
@@ -53,330 +92,444 @@ def snapshot(directory):
     return state
 
 
-def clean_failure(module, args, tmp_path, *fragments, check=False):
-    """Run ``module``; it must fail cleanly, say ``fragments``, and leave tmp_path untouched."""
-    before = snapshot(tmp_path)
-    result = run_module(module, args, check=check, timeout=TIMEOUT)
-    text = json.dumps(result)
-    assert result["_rc"] != 0, "wrong success: %s" % text
-    assert result.get("failed", True) is True
-    assert "Traceback" not in result["_stdout"] and "Traceback" not in text
+def judge_failure(c, result, before):
+    """The case must have failed cleanly, said its fragments, and left its directory untouched."""
+    text = json.dumps({k: v for k, v in result.items() if k not in ("_stdout", "_crash", "_tracebacks")})
+    assert result["failed"] is True, "wrong success: %s" % text
+    assert result["_crash"] is None, "the module crashed:\n%s" % result["_crash"]
+    assert "Traceback" not in text
     assert "exception" not in result and "module_stderr" not in result and "module_stdout" not in result, text
     assert isinstance(result.get("msg"), str) and result["msg"], text
-    for fragment in fragments:
-        assert fragment in result["msg"], result["msg"]
-    assert not KEY_MATERIAL.search(text), "key material in the result"
-    assert snapshot(tmp_path) == before, "files changed on failure"
-    return result["msg"]
+    for fragment in c.fragments:
+        assert fragment in result["msg"], "%r not in the message: %s" % (fragment, result["msg"])
+    assert not KEY_MATERIAL.search(text + result["_stdout"]), "key material in the result"
+    assert snapshot(c.d) == before, "files changed on failure"
 
 
-def ok(result):
-    assert result["_rc"] == 0, result["_stdout"]
-    assert "Traceback" not in result["_stdout"]
-    return result
+def judge_success(c, result):
+    assert result["failed"] is False and result["_crash"] is None, result["_stdout"]
 
 
-@pytest.fixture()
-def vendor(tmp_path, pki):
-    issued = pki.vendor()
-    directory = tmp_path / "vendor"
-    directory.mkdir()
-    issued.write(str(directory / "mdm.pem"), str(directory / "vendor.key"))
-    return directory
+def run_group(group, base, ctx):
+    cases = [c for c in CASES if c.group == group and (ROOT or not c.root)]
+    for n, c in enumerate(cases):
+        c.d = base / ("%02d-%s" % (n, c.name.replace("/", "_")))
+        c.d.mkdir()
+        c.args = c.make(c, Ctx(c, ctx))
+    prepared = [task("prepare %s %d" % (c.id, i), module, args) for c in cases for i, (module, args)
+                in enumerate(c.prepare)]
+    if prepared:
+        for name, result in run_tasks(prepared, task_timeout=TIMEOUT).items():
+            assert result["failed"] is False and result["_crash"] is None, "%s failed:\n%s" % (name, result["_stdout"])
+    for c in cases:
+        for step in c.then:
+            step()
+    before = dict((c.id, snapshot(c.d)) for c in cases)
+    results = run_tasks([task(c.id, c.module, c.args, check=c.check) for c in cases], task_timeout=TIMEOUT)
+    problems = []
+    for c in cases:
+        try:
+            if c.accepted:
+                judge_success(c, results[c.id])
+            else:
+                judge_failure(c, results[c.id], before[c.id])
+            for extra in c.verify:
+                extra(results[c.id])
+        except AssertionError as exc:
+            problems.append("%s: %s" % (c.id, exc))
+    assert not problems, "%d of %d cases went wrong:\n%s" % (len(problems), len(cases), "\n".join(problems))
+    return len(cases)
 
 
-def request_args(tmp_path, **extra):
-    args = {"privatekey_path": str(tmp_path / "push.key"), "csr_path": str(tmp_path / "push.csr"),
-            "common_name": "mdm.example.com"}
-    args.update(extra)
-    return args
+class Ctx(object):
+    """What a case's ``make`` gets: the lab PKI, a push certificate, and helpers for its directory."""
 
+    def __init__(self, c, shared):
+        self.c, self.pki, self.push = c, shared["pki"], shared["push"]
+        self.shared = shared
 
-def signed_args(tmp_path, vendor, **extra):
-    args = request_args(tmp_path, signed_request_path=str(tmp_path / "request.b64"),
-                        vendor_certificate_path=str(vendor / "mdm.pem"),
-                        vendor_private_key_path=str(vendor / "vendor.key"))
-    args.update(extra)
-    return args
+    def vendor(self):
+        """The vendor certificate and key (made once for the group), written into the case's ``vendor/``."""
+        if "vendor" not in self.shared:
+            self.shared["vendor"] = self.pki.vendor()
+        directory = self.c.d / "vendor"
+        if not directory.exists():
+            directory.mkdir()
+            self.shared["vendor"].write(str(directory / "mdm.pem"), str(directory / "vendor.key"))
+        return directory
 
+    def request_args(self, d=None, **extra):
+        d = d or self.c.d
+        args = {"privatekey_path": str(d / "push.key"), "csr_path": str(d / "push.csr"),
+                "common_name": "mdm.example.com"}
+        args.update(extra)
+        return args
 
-@pytest.fixture()
-def made(tmp_path):
-    """A key and CSR made by the module itself."""
-    ok(run_module(REQUEST, request_args(tmp_path), timeout=TIMEOUT))
-    return tmp_path
+    def signed_args(self, **extra):
+        vendor = self.vendor()
+        args = self.request_args(signed_request_path=str(self.c.d / "request.b64"),
+                                 vendor_certificate_path=str(vendor / "mdm.pem"),
+                                 vendor_private_key_path=str(vendor / "vendor.key"))
+        args.update(extra)
+        return args
+
+    def made(self, **extra):
+        """A key and CSR made by the module itself before the case runs."""
+        self.c.prepare.append((REQUEST, self.request_args(**extra)))
 
 
 # ---------------------------------------------------------------------------
 # push_certificate_request: output paths
 # ---------------------------------------------------------------------------
 
-class TestRequestOutputs:
-    @needs_root
-    @pytest.mark.parametrize("option", ["csr_path", "privatekey_path", "signed_request_path"])
-    def test_device_node_stays_a_device(self, tmp_path, vendor, option):
-        device = tmp_path / "null"
+OUT = "request-outputs"
+
+for _option in ("csr_path", "privatekey_path", "signed_request_path"):
+    @case(OUT, "device_node_stays_a_device/" + _option, REQUEST, _option, "character device", "regular file",
+          root=True)
+    def _device(c, ctx, option=_option):
+        device = c.d / "null"
         os.mknod(str(device), stat.S_IFCHR | 0o666, os.makedev(1, 3))
-        clean_failure(REQUEST, signed_args(tmp_path, vendor, **{option: str(device)}), tmp_path,
-                      option, "character device", "regular file")
-        assert stat.S_ISCHR(os.lstat(str(device)).st_mode)
+        c.verify.append(lambda _r: stat.S_ISCHR(os.lstat(str(device)).st_mode) or _wrong("no longer a device"))
+        return ctx.signed_args(**{option: str(device)})
 
-    def test_dev_null_in_check_mode(self, tmp_path):
-        clean_failure(REQUEST, request_args(tmp_path, csr_path="/dev/null"), tmp_path, "csr_path /dev/null",
-                      "character device", check=True)
-        assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
 
-    def test_fifo_does_not_hang(self, tmp_path):
-        os.mkfifo(str(tmp_path / "fifo"))
-        clean_failure(REQUEST, request_args(tmp_path, privatekey_path=str(tmp_path / "fifo")), tmp_path,
-                      "privatekey_path", "FIFO")
+@case(OUT, "dev_null_in_check_mode", REQUEST, "csr_path /dev/null", "character device", check=True)
+def _dev_null(c, ctx):
+    c.verify.append(lambda _r: stat.S_ISCHR(os.stat("/dev/null").st_mode) or _wrong("/dev/null replaced"))
+    return ctx.request_args(csr_path="/dev/null")
 
-    def test_directory(self, tmp_path):
-        (tmp_path / "dir").mkdir()
-        clean_failure(REQUEST, request_args(tmp_path, csr_path=str(tmp_path / "dir")), tmp_path,
-                      "csr_path", "directory")
 
-    def test_csr_path_is_the_key_path(self, tmp_path, made):
-        clean_failure(REQUEST, request_args(tmp_path, csr_path=str(tmp_path / "push.key")), tmp_path,
-                      "privatekey_path and csr_path name the same file", "path of its own")
+@case(OUT, "fifo_does_not_hang", REQUEST, "privatekey_path", "FIFO")
+def _fifo(c, ctx):
+    os.mkfifo(str(c.d / "fifo"))
+    return ctx.request_args(privatekey_path=str(c.d / "fifo"))
 
-    def test_signed_request_path_is_the_key_path(self, tmp_path, made, vendor):
-        clean_failure(REQUEST, signed_args(tmp_path, vendor, signed_request_path=str(tmp_path / "push.key")),
-                      tmp_path, "privatekey_path and signed_request_path name the same file")
 
-    def test_same_file_through_symlink_and_hardlink(self, tmp_path, made):
-        os.symlink("push.key", str(tmp_path / "sym.csr"))
-        os.link(str(tmp_path / "push.key"), str(tmp_path / "hard.csr"))
-        for name in ("sym.csr", "hard.csr"):
-            clean_failure(REQUEST, request_args(tmp_path, csr_path=str(tmp_path / name), force=True), tmp_path,
-                          "name the same file")
+@case(OUT, "directory", REQUEST, "csr_path", "directory")
+def _directory(c, ctx):
+    (c.d / "dir").mkdir()
+    return ctx.request_args(csr_path=str(c.d / "dir"))
 
-    def test_output_is_the_vendor_key(self, tmp_path, vendor):
-        clean_failure(REQUEST, signed_args(tmp_path, vendor, signed_request_path=str(vendor / "vendor.key")),
-                      tmp_path, "signed_request_path and vendor_private_key_path name the same file")
 
-    @needs_root
-    def test_symlink_planted_by_another_user(self, tmp_path):
-        shared = tmp_path / "shared"
-        shared.mkdir()
-        os.chmod(str(shared), 0o1777)
-        (tmp_path / "victim").write_bytes(b"a file root owns\n")
-        os.symlink(str(tmp_path / "victim"), str(shared / "push.csr"))
-        os.lchown(str(shared / "push.csr"), 65534, 65534)
-        clean_failure(REQUEST, request_args(tmp_path, csr_path=str(shared / "push.csr")), tmp_path,
-                      "csr_path", "another user could have planted")
+@case(OUT, "csr_path_is_the_key_path", REQUEST, "privatekey_path and csr_path name the same file",
+      "path of its own")
+def _csr_is_key(c, ctx):
+    ctx.made()
+    return ctx.request_args(csr_path=str(c.d / "push.key"))
 
-    def test_symlink_loop(self, tmp_path):
-        os.symlink("b", str(tmp_path / "a"))
-        os.symlink("a", str(tmp_path / "b"))
-        clean_failure(REQUEST, request_args(tmp_path, csr_path=str(tmp_path / "a")), tmp_path,
-                      "csr_path", "symbolic links")
 
-    def test_missing_directory(self, tmp_path):
-        clean_failure(REQUEST, request_args(tmp_path, csr_path=str(tmp_path / "nope" / "x.csr")), tmp_path,
-                      "does not exist: create it first")
+@case(OUT, "signed_request_path_is_the_key_path", REQUEST,
+      "privatekey_path and signed_request_path name the same file")
+def _signed_is_key(c, ctx):
+    ctx.made()
+    return ctx.signed_args(signed_request_path=str(c.d / "push.key"))
+
+
+for _link in ("symlink", "hardlink"):
+    @case(OUT, "same_file_through/" + _link, REQUEST, "name the same file")
+    def _same_file(c, ctx, link=_link):
+        ctx.made()
+        target = str(c.d / "push.key")
+        if link == "symlink":
+            c.then.append(lambda: os.symlink("push.key", str(c.d / "link.csr")))
+        else:
+            c.then.append(lambda: os.link(target, str(c.d / "link.csr")))
+        return ctx.request_args(csr_path=str(c.d / "link.csr"), force=True)
+
+
+@case(OUT, "output_is_the_vendor_key", REQUEST, "signed_request_path and vendor_private_key_path name the same file")
+def _vendor_key_out(c, ctx):
+    return ctx.signed_args(signed_request_path=str(ctx.vendor() / "vendor.key"))
+
+
+@case(OUT, "symlink_planted_by_another_user", REQUEST, "csr_path", "another user could have planted", root=True)
+def _planted(c, ctx):
+    shared = c.d / "shared"
+    shared.mkdir()
+    os.chmod(str(shared), 0o1777)
+    (c.d / "victim").write_bytes(b"a file root owns\n")
+    os.symlink(str(c.d / "victim"), str(shared / "push.csr"))
+    os.lchown(str(shared / "push.csr"), 65534, 65534)
+    return ctx.request_args(csr_path=str(shared / "push.csr"))
+
+
+@case(OUT, "symlink_loop", REQUEST, "csr_path", "symbolic links")
+def _loop(c, ctx):
+    os.symlink("b", str(c.d / "a"))
+    os.symlink("a", str(c.d / "b"))
+    return ctx.request_args(csr_path=str(c.d / "a"))
+
+
+@case(OUT, "missing_directory", REQUEST, "does not exist: create it first")
+def _missing_dir(c, ctx):
+    return ctx.request_args(csr_path=str(c.d / "nope" / "x.csr"))
 
 
 # ---------------------------------------------------------------------------
 # push_certificate_request: keys are never replaced without force
 # ---------------------------------------------------------------------------
 
-class TestRequestKeys:
-    def test_csr_path_holding_a_key(self, tmp_path, push):
-        (tmp_path / "server.key").write_bytes(push.key_bytes())
-        os.chmod(str(tmp_path / "server.key"), 0o600)
-        clean_failure(REQUEST, request_args(tmp_path, csr_path=str(tmp_path / "server.key")), tmp_path,
-                      "holds a private key", "force: true")
+@case(OUT, "csr_path_holding_a_key", REQUEST, "holds a private key", "force: true")
+def _csr_holds_key(c, ctx):
+    (c.d / "server.key").write_bytes(ctx.push.key_bytes())
+    os.chmod(str(c.d / "server.key"), 0o600)
+    return ctx.request_args(csr_path=str(c.d / "server.key"))
 
-    def test_csr_path_holding_a_certificate(self, tmp_path, push):
-        (tmp_path / "push.pem").write_bytes(push.cert_pem())
-        clean_failure(REQUEST, request_args(tmp_path, csr_path=str(tmp_path / "push.pem")), tmp_path,
-                      "not a certificate signing request", "force: true")
 
-    @pytest.mark.parametrize("content", [b"", b"garbage\n", "truncated PEM", b"\x30\x82\x01\x00\x02\x01\x00"])
-    def test_existing_key_that_cannot_be_read(self, tmp_path, content):
+@case(OUT, "csr_path_holding_a_certificate", REQUEST, "not a certificate signing request", "force: true")
+def _csr_holds_cert(c, ctx):
+    (c.d / "push.pem").write_bytes(ctx.push.cert_pem())
+    return ctx.request_args(csr_path=str(c.d / "push.pem"))
+
+
+for _n, _content in enumerate([b"", b"garbage\n", "truncated PEM", b"\x30\x82\x01\x00\x02\x01\x00"]):
+    @case(OUT, "existing_key_that_cannot_be_read/%d" % _n, REQUEST, "privatekey_path", "kept untouched",
+          "force: true")
+    def _unreadable_key(c, ctx, content=_content):
         if content == "truncated PEM":
             content = truncated_private_key_pem()
-        (tmp_path / "push.key").write_bytes(content)
-        clean_failure(REQUEST, request_args(tmp_path), tmp_path, "privatekey_path", "kept untouched",
-                      "force: true")
+        (c.d / "push.key").write_bytes(content)
+        return ctx.request_args()
 
-    def test_wrong_passphrase_for_existing_key(self, tmp_path):
-        ok(run_module(REQUEST, request_args(tmp_path, privatekey_passphrase="Right-Pw-1"), timeout=TIMEOUT))
-        msg = clean_failure(REQUEST, request_args(tmp_path, privatekey_passphrase="Wrong-Pw-2"), tmp_path,
-                            "privatekey_passphrase", "wrong", "kept untouched")
-        assert "Wrong-Pw-2" not in msg and "Right-Pw-1" not in msg
 
-    def test_force_with_backup_keeps_a_private_copy(self, tmp_path, push):
-        (tmp_path / "server.key").write_bytes(push.key_bytes())
-        os.chmod(str(tmp_path / "server.key"), 0o644)
-        result = ok(run_module(REQUEST, request_args(tmp_path, csr_path=str(tmp_path / "server.key"), force=True,
-                                                     backup=True), timeout=TIMEOUT))
+@case(OUT, "wrong_passphrase_for_existing_key", REQUEST, "privatekey_passphrase", "wrong", "kept untouched")
+def _wrong_passphrase(c, ctx):
+    ctx.made(privatekey_passphrase="Right-Pw-1")
+    c.verify.append(lambda r: ("Wrong-Pw-2" not in r["msg"] and "Right-Pw-1" not in r["msg"])
+                    or _wrong("a passphrase in the message"))
+    return ctx.request_args(privatekey_passphrase="Wrong-Pw-2")
+
+
+@case(OUT, "force_with_backup_keeps_a_private_copy", REQUEST, accepted=True)
+def _force_backup(c, ctx):
+    key = ctx.push.key_bytes()
+    (c.d / "server.key").write_bytes(key)
+    os.chmod(str(c.d / "server.key"), 0o644)
+
+    def backed_up(result):
         (backup,) = result["backup_files"]
         assert stat.S_IMODE(os.stat(backup).st_mode) == 0o600
-        assert open(backup, "rb").read() == push.key_bytes()
-        assert x509.load_pem_x509_csr((tmp_path / "server.key").read_bytes()).is_signature_valid
+        assert open(backup, "rb").read() == key
+        assert x509.load_pem_x509_csr((c.d / "server.key").read_bytes()).is_signature_valid
+    c.verify.append(backed_up)
+    return ctx.request_args(csr_path=str(c.d / "server.key"), force=True, backup=True)
 
 
 # ---------------------------------------------------------------------------
 # push_certificate_request: values
 # ---------------------------------------------------------------------------
 
-class TestRequestValues:
-    @pytest.mark.parametrize("size", [0, 1024, 100000, -2048, "abc", "2048bits", True])
-    def test_key_size(self, tmp_path, size):
-        clean_failure(REQUEST, request_args(tmp_path, key_size=size), tmp_path, "key_size")
+VALUES = "request-values-inputs"
 
-    def test_key_size_4096_is_accepted(self, tmp_path):
-        result = ok(run_module(REQUEST, request_args(tmp_path, key_size=4096), timeout=TIMEOUT))
-        key = serialization.load_pem_private_key((tmp_path / "push.key").read_bytes(), None)
+for _size in [0, 1024, 100000, -2048, "abc", "2048bits", True]:
+    @case(VALUES, "key_size/%s" % _size, REQUEST, "key_size")
+    def _key_size(c, ctx, size=_size):
+        return ctx.request_args(key_size=size)
+
+
+@case(VALUES, "key_size_4096_is_accepted", REQUEST, accepted=True)
+def _key_4096(c, ctx):
+    def is_4096(result):
+        key = serialization.load_pem_private_key((c.d / "push.key").read_bytes(), None)
         assert key.key_size == 4096 and result["changed"] is True
+    c.verify.append(is_4096)
+    return ctx.request_args(key_size=4096)
 
-    @pytest.mark.parametrize("option", ["privatekey_passphrase", "private_key_passphrase"])
-    def test_empty_passphrase_writes_no_clear_key(self, tmp_path, option):
-        clean_failure(REQUEST, request_args(tmp_path, **{option: ""}), tmp_path, "privatekey_passphrase is empty",
-                      "leave the option out")
 
-    def test_empty_vendor_passphrase(self, tmp_path, vendor):
-        clean_failure(REQUEST, signed_args(tmp_path, vendor, vendor_private_key_passphrase=""), tmp_path,
-                      "vendor_private_key_passphrase is empty")
+for _option in ("privatekey_passphrase", "private_key_passphrase"):
+    @case(VALUES, "empty_passphrase_writes_no_clear_key/" + _option, REQUEST, "privatekey_passphrase is empty",
+          "leave the option out")
+    def _empty_passphrase(c, ctx, option=_option):
+        return ctx.request_args(**{option: ""})
 
-    @pytest.mark.parametrize("extra,fragment", [
+
+@case(VALUES, "empty_vendor_passphrase", REQUEST, "vendor_private_key_passphrase is empty")
+def _empty_vendor_passphrase(c, ctx):
+    return ctx.signed_args(vendor_private_key_passphrase="")
+
+
+for _n, (_extra, _fragment) in enumerate([
         ({"country": "USA"}, "country"), ({"country": "\u00e9\u00e9"}, "country"),
         ({"email_address": "nobody"}, "email_address"), ({"email_address": "r\u00e9mi@example.com"}, "email_address"),
         ({"common_name": "x" * 65}, "common_name"), ({"force": "maybe"}, "force"),
         ({"privatekey_format": "pkcs12"}, "privatekey_format"), ({"csr_path": ""}, "csr_path"),
-        ({"unknown_option": 1}, "unknown_option"),
-    ])
-    def test_bad_values_and_types(self, tmp_path, extra, fragment):
-        clean_failure(REQUEST, request_args(tmp_path, **extra), tmp_path, fragment)
+        ({"unknown_option": 1}, "unknown_option")]):
+    @case(VALUES, "bad_values_and_types/%d-%s" % (_n, _fragment), REQUEST, _fragment)
+    def _bad_value(c, ctx, extra=_extra):
+        return ctx.request_args(**extra)
 
 
 # ---------------------------------------------------------------------------
 # push_certificate_request: input files
 # ---------------------------------------------------------------------------
 
-class TestRequestInputs:
-    def test_vendor_certificate_fifo(self, tmp_path, vendor):
-        os.mkfifo(str(tmp_path / "fifo"))
-        clean_failure(REQUEST, signed_args(tmp_path, vendor, vendor_certificate_path=str(tmp_path / "fifo")),
-                      tmp_path, "vendor_certificate_path", "FIFO")
+@case(VALUES, "vendor_certificate_fifo", REQUEST, "vendor_certificate_path", "FIFO")
+def _vendor_fifo(c, ctx):
+    os.mkfifo(str(c.d / "fifo"))
+    return ctx.signed_args(vendor_certificate_path=str(c.d / "fifo"))
 
-    def test_vendor_key_dev_zero(self, tmp_path, vendor):
-        clean_failure(REQUEST, signed_args(tmp_path, vendor, vendor_private_key_path="/dev/zero"), tmp_path,
-                      "vendor_private_key_path /dev/zero", "character device")
 
-    def test_vendor_chain_too_large(self, tmp_path, vendor):
-        with open(str(tmp_path / "huge.pem"), "wb") as handle:
-            handle.truncate(2 * 1024 * 1024)
-        clean_failure(REQUEST, signed_args(tmp_path, vendor, vendor_chain_path=str(tmp_path / "huge.pem")),
-                      tmp_path, "vendor_chain_path", "larger than")
+@case(VALUES, "vendor_key_dev_zero", REQUEST, "vendor_private_key_path /dev/zero", "character device")
+def _vendor_zero(c, ctx):
+    return ctx.signed_args(vendor_private_key_path="/dev/zero")
 
-    def test_vendor_certificate_is_a_csr(self, tmp_path, vendor, push):
-        ok(run_module(REQUEST, request_args(tmp_path / "vendor"), timeout=TIMEOUT))
-        der = x509.load_pem_x509_csr((tmp_path / "vendor" / "push.csr").read_bytes()).public_bytes(
-            serialization.Encoding.DER)
-        (tmp_path / "csr.der").write_bytes(der)
-        clean_failure(REQUEST, signed_args(tmp_path, vendor, vendor_certificate_path=str(tmp_path / "csr.der")),
-                      tmp_path, "vendor_certificate_path", "certificate signing request")
 
-    def test_vendor_key_is_a_certificate(self, tmp_path, vendor, push):
-        (tmp_path / "cert.der").write_bytes(push.cert_der())
-        clean_failure(REQUEST, signed_args(tmp_path, vendor, vendor_private_key_path=str(tmp_path / "cert.der")),
-                      tmp_path, "vendor_private_key_path", "no private key found")
+@case(VALUES, "vendor_chain_too_large", REQUEST, "vendor_chain_path", "larger than")
+def _vendor_huge(c, ctx):
+    with open(str(c.d / "huge.pem"), "wb") as handle:
+        handle.truncate(2 * 1024 * 1024)
+    return ctx.signed_args(vendor_chain_path=str(c.d / "huge.pem"))
 
-    def test_vendor_key_is_ec(self, tmp_path, vendor):
-        from lab.pki import ec_key
-        (tmp_path / "ec.key").write_bytes(ec_key().private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-        clean_failure(REQUEST, signed_args(tmp_path, vendor, vendor_private_key_path=str(tmp_path / "ec.key")),
-                      tmp_path, "vendor_private_key_path", "RSA")
+
+@case(VALUES, "vendor_certificate_is_a_csr", REQUEST, "vendor_certificate_path", "certificate signing request")
+def _vendor_csr(c, ctx):
+    ctx.c.prepare.append((REQUEST, ctx.request_args(d=ctx.vendor())))      # a CSR made by the module itself
+
+    def der():
+        csr = x509.load_pem_x509_csr((c.d / "vendor" / "push.csr").read_bytes())
+        (c.d / "csr.der").write_bytes(csr.public_bytes(serialization.Encoding.DER))
+    c.then.append(der)
+    return ctx.signed_args(vendor_certificate_path=str(c.d / "csr.der"))
+
+
+@case(VALUES, "vendor_key_is_a_certificate", REQUEST, "vendor_private_key_path", "no private key found")
+def _vendor_key_cert(c, ctx):
+    (c.d / "cert.der").write_bytes(ctx.push.cert_der())
+    return ctx.signed_args(vendor_private_key_path=str(c.d / "cert.der"))
+
+
+@case(VALUES, "vendor_key_is_ec", REQUEST, "vendor_private_key_path", "RSA")
+def _vendor_ec(c, ctx):
+    from lab.pki import ec_key
+    (c.d / "ec.key").write_bytes(ec_key().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return ctx.signed_args(vendor_private_key_path=str(c.d / "ec.key"))
 
 
 # ---------------------------------------------------------------------------
 # push_certificate_info
 # ---------------------------------------------------------------------------
 
-class TestInfo:
-    def test_fifo_does_not_hang(self, tmp_path):
-        os.mkfifo(str(tmp_path / "fifo"))
-        clean_failure(INFO, {"path": str(tmp_path / "fifo")}, tmp_path, "path", "FIFO", "regular file")
+INFO_GROUP = "info"
 
-    @pytest.mark.parametrize("option", ["path", "privatekey_path", "compare_to_path"])
-    def test_dev_zero_is_bounded(self, tmp_path, push, option):
-        args = {"content": push.cert_pem().decode()} if option != "path" else {}
+
+@case(INFO_GROUP, "fifo_does_not_hang", INFO, "path", "FIFO", "regular file")
+def _info_fifo(c, ctx):
+    os.mkfifo(str(c.d / "fifo"))
+    return {"path": str(c.d / "fifo")}
+
+
+for _option in ("path", "privatekey_path", "compare_to_path"):
+    @case(INFO_GROUP, "dev_zero_is_bounded/" + _option, INFO, "%s /dev/zero" % _option, "character device")
+    def _info_zero(c, ctx, option=_option):
+        args = {"content": ctx.push.cert_pem().decode()} if option != "path" else {}
         args[option] = "/dev/zero"
-        clean_failure(INFO, args, tmp_path, "%s /dev/zero" % option, "character device")
+        return args
 
-    def test_directory(self, tmp_path):
-        clean_failure(INFO, {"path": str(tmp_path)}, tmp_path, "directory")
 
-    def test_large_regular_file(self, tmp_path):
-        with open(str(tmp_path / "big.pem"), "wb") as handle:
-            handle.truncate(2 * 1024 * 1024)
-        clean_failure(INFO, {"path": str(tmp_path / "big.pem")}, tmp_path, "larger than")
+@case(INFO_GROUP, "directory", INFO, "directory")
+def _info_directory(c, ctx):
+    return {"path": str(c.d)}
 
-    def test_symlink_loop(self, tmp_path):
-        os.symlink("b", str(tmp_path / "a"))
-        os.symlink("a", str(tmp_path / "b"))
-        clean_failure(INFO, {"path": str(tmp_path / "a")}, tmp_path, "symbolic links")
 
-    def test_unreadable_file(self, tmp_path):
-        # /proc/self/mem is a regular file that even root cannot read from offset 0
-        clean_failure(INFO, {"path": "/proc/self/mem"}, tmp_path, "path /proc/self/mem", "cannot be read")
+@case(INFO_GROUP, "large_regular_file", INFO, "larger than")
+def _info_large(c, ctx):
+    with open(str(c.d / "big.pem"), "wb") as handle:
+        handle.truncate(2 * 1024 * 1024)
+    return {"path": str(c.d / "big.pem")}
 
-    @pytest.mark.parametrize("case", ["garbage", "truncated_pem", "truncated_der", "pem_without_end", "empty",
-                                      "csr_der", "key_der", "pkcs7_garbage", "base64_garbage", "nul_bytes"])
-    def test_malformed_certificate(self, tmp_path, push, case):
-        data = {
-            "garbage": b"\xff\xfe" + bytes(range(256)),
-            "truncated_pem": push.cert_pem()[:300],
-            "truncated_der": push.cert_der()[:200],
-            "pem_without_end": push.cert_pem().split(b"-----END")[0],
-            "empty": b"",
-            "csr_der": x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(
-                push.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER),
-            "key_der": push.key_bytes("der"),
-            "pkcs7_garbage": b"-----BEGIN PKCS7-----\nMIIB\n-----END PKCS7-----\n",
-            "base64_garbage": base64.b64encode(b"\x30\x82\x10\x00" + b"\x00" * 40),
-            "nul_bytes": b"\x00" * 1024,
-        }[case]
-        (tmp_path / "input").write_bytes(data)
-        clean_failure(INFO, {"path": str(tmp_path / "input")}, tmp_path, "path %s" % (tmp_path / "input"))
 
-    def test_key_of_the_wrong_kind(self, tmp_path, push):
-        (tmp_path / "cert.pem").write_bytes(push.cert_pem())
-        clean_failure(INFO, {"content": push.cert_pem().decode(), "privatekey_path": str(tmp_path / "cert.pem")},
-                      tmp_path, "privatekey_path", "no private key found")
+@case(INFO_GROUP, "symlink_loop", INFO, "symbolic links")
+def _info_loop(c, ctx):
+    os.symlink("b", str(c.d / "a"))
+    os.symlink("a", str(c.d / "b"))
+    return {"path": str(c.d / "a")}
 
-    def test_compare_to_wrong_password_names_its_option(self, tmp_path, push):
-        (tmp_path / "current.p12").write_bytes(push.pkcs12(b"Right-Pw-1"))
-        msg = clean_failure(INFO, {"content": push.cert_pem().decode(), "compare_to_path": str(tmp_path / "current.p12"),
-                                   "compare_to_certificate_password": "Wrong-Pw-2"}, tmp_path,
-                            "compare_to_path", "option compare_to_certificate_password", "wrong")
-        assert "Wrong-Pw-2" not in msg
-        clean_failure(INFO, {"content": push.cert_pem().decode(), "compare_to_path": str(tmp_path / "current.p12")},
-                      tmp_path, "password protected", "option compare_to_certificate_password")
 
-    def test_certificate_password_names_its_option(self, tmp_path, push):
-        (tmp_path / "push.p12").write_bytes(push.pkcs12(b"Right-Pw-1"))
-        clean_failure(INFO, {"path": str(tmp_path / "push.p12"), "certificate_password": "Wrong"}, tmp_path,
-                      "option certificate_password", "wrong")
+@case(INFO_GROUP, "unreadable_file", INFO, "path /proc/self/mem", "cannot be read")
+def _info_unreadable(c, ctx):
+    # /proc/self/mem is a regular file that even root cannot read from offset 0
+    return {"path": "/proc/self/mem"}
 
-    def test_empty_key_passphrase(self, tmp_path, push):
-        clean_failure(INFO, {"content": push.cert_pem().decode(),
-                             "privatekey_content": push.key_bytes(password=b"pw").decode(),
-                             "privatekey_passphrase": ""}, tmp_path, "privatekey_passphrase is empty")
 
-    @pytest.mark.parametrize("extra,fragment", [
+def _malformed(push, kind):
+    return {
+        "garbage": lambda: b"\xff\xfe" + bytes(range(256)),
+        "truncated_pem": lambda: push.cert_pem()[:300],
+        "truncated_der": lambda: push.cert_der()[:200],
+        "pem_without_end": lambda: push.cert_pem().split(b"-----END")[0],
+        "empty": lambda: b"",
+        "csr_der": lambda: x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(
+            push.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER),
+        "key_der": lambda: push.key_bytes("der"),
+        "pkcs7_garbage": lambda: b"-----BEGIN PKCS7-----\nMIIB\n-----END PKCS7-----\n",
+        "base64_garbage": lambda: base64.b64encode(b"\x30\x82\x10\x00" + b"\x00" * 40),
+        "nul_bytes": lambda: b"\x00" * 1024,
+    }[kind]()
+
+
+for _kind in ("garbage", "truncated_pem", "truncated_der", "pem_without_end", "empty", "csr_der", "key_der",
+              "pkcs7_garbage", "base64_garbage", "nul_bytes"):
+    @case(INFO_GROUP, "malformed_certificate/" + _kind, INFO)
+    def _info_malformed(c, ctx, kind=_kind):
+        (c.d / "input").write_bytes(_malformed(ctx.push, kind))
+        c.fragments = ("path %s" % (c.d / "input"),)
+        return {"path": str(c.d / "input")}
+
+
+@case(INFO_GROUP, "key_of_the_wrong_kind", INFO, "privatekey_path", "no private key found")
+def _info_wrong_key(c, ctx):
+    (c.d / "cert.pem").write_bytes(ctx.push.cert_pem())
+    return {"content": ctx.push.cert_pem().decode(), "privatekey_path": str(c.d / "cert.pem")}
+
+
+@case(INFO_GROUP, "compare_to_wrong_password_names_its_option", INFO, "compare_to_path",
+      "option compare_to_certificate_password", "wrong")
+def _info_compare_wrong(c, ctx):
+    (c.d / "current.p12").write_bytes(ctx.push.pkcs12(b"Right-Pw-1"))
+    c.verify.append(lambda r: "Wrong-Pw-2" not in r["msg"] or _wrong("the password in the message"))
+    return {"content": ctx.push.cert_pem().decode(), "compare_to_path": str(c.d / "current.p12"),
+            "compare_to_certificate_password": "Wrong-Pw-2"}
+
+
+@case(INFO_GROUP, "compare_to_without_password_names_its_option", INFO, "password protected",
+      "option compare_to_certificate_password")
+def _info_compare_none(c, ctx):
+    (c.d / "current.p12").write_bytes(ctx.push.pkcs12(b"Right-Pw-1"))
+    return {"content": ctx.push.cert_pem().decode(), "compare_to_path": str(c.d / "current.p12")}
+
+
+@case(INFO_GROUP, "certificate_password_names_its_option", INFO, "option certificate_password", "wrong")
+def _info_password(c, ctx):
+    (c.d / "push.p12").write_bytes(ctx.push.pkcs12(b"Right-Pw-1"))
+    return {"path": str(c.d / "push.p12"), "certificate_password": "Wrong"}
+
+
+@case(INFO_GROUP, "empty_key_passphrase", INFO, "privatekey_passphrase is empty")
+def _info_empty_passphrase(c, ctx):
+    return {"content": ctx.push.cert_pem().decode(), "privatekey_content": ctx.push.key_bytes(password=b"pw").decode(),
+            "privatekey_passphrase": ""}
+
+
+for _n, (_extra, _fragment) in enumerate([
         ({"expires_within_days": -1}, "expires_within_days"), ({"expires_within_days": "soon"}, "expires_within_days"),
         ({"format": "pkcs12"}, "format pkcs12"), ({"format": "xml"}, "format"),
-        ({"privatekey_path": "/nonexistent/key", "privatekey_content": "not-a-key-at-all"}, "mutually exclusive"),
-    ])
-    def test_bad_values_and_types(self, tmp_path, push, extra, fragment):
-        args = {"content": push.cert_pem().decode()}
+        ({"privatekey_path": "/nonexistent/key", "privatekey_content": "not-a-key-at-all"}, "mutually exclusive")]):
+    @case(INFO_GROUP, "bad_values_and_types/%d-%s" % (_n, _fragment.split()[0]), INFO, _fragment)
+    def _info_bad(c, ctx, extra=_extra):
+        args = {"content": ctx.push.cert_pem().decode()}
         args.update(extra)
-        clean_failure(INFO, args, tmp_path, fragment)
+        return args
 
-    def test_nothing_given(self, tmp_path):
-        clean_failure(INFO, {"format": "auto"}, tmp_path, "path", "content")
+
+@case(INFO_GROUP, "nothing_given", INFO, "path", "content")
+def _info_nothing(c, ctx):
+    return {"format": "auto"}
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_hostile_inputs_fail_cleanly_and_change_nothing(tmp_path, pki, push, group):
+    """Every case of ``group`` in one playbook run; the assertion lists each case that went wrong."""
+    ran = run_group(group, tmp_path, {"pki": pki, "push": push})
+    assert ran == len([c for c in CASES if c.group == group and (ROOT or not c.root)])

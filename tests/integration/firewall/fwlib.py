@@ -8,7 +8,7 @@ import sys
 
 from ansible_collections.mdmops.apple.plugins.module_utils._catalog import load_bundled
 from ansible_collections.mdmops.apple.plugins.module_utils._probe import concrete_name
-from tests.lib.ansible_run import run_module
+from tests.lib.ansible_run import run_module, run_tasks, task
 
 MODULE = "mdmops.apple.egress_firewall"
 NAMES = {"*.appattest.apple.com": "data.appattest.apple.com"}
@@ -49,6 +49,17 @@ def apply(lab, args, ns="corp", check=False, diff=False):
     args = dict(args)
     args.setdefault("state_dir", state_dir(lab))
     return run_module(MODULE, args, check=check, diff=diff, interpreter=lab.interpreter(ns))
+
+
+def apply_all(lab, cases, ns="corp", check=False, task_timeout=300):
+    """Run every (name, args) or (name, args, check mode) of ``cases`` as one task of a single playbook
+    run in ``ns``, in order, each whatever the others did; returns {name: result}."""
+    tasks = []
+    for name, args, *mode in cases:
+        args = dict(args)
+        args.setdefault("state_dir", state_dir(lab))
+        tasks.append(task(name, MODULE, args, check=mode[0] if mode else check))
+    return run_tasks(tasks, interpreter=lab.interpreter(ns), task_timeout=task_timeout)
 
 
 def ruleset(lab, ns="corp"):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.firewall.fwlib import apply, connect, selected_targets
+from tests.integration.firewall.fwlib import apply, apply_all, connect, selected_targets
 
 pytestmark = pytest.mark.lab
 
@@ -37,13 +37,14 @@ def test_iptables_module_end_to_end(lab, corp):
     got = connect(lab, targets + [("198.51.100.10", 8080, "tcp"), ("albert.apple.com", 8443, "tcp")])
     assert {t: got[t] for t in targets} == {t: "ok" for t in targets}
     assert got[("198.51.100.10", 8080, "tcp")] != "ok" and got[("albert.apple.com", 8443, "tcp")] != "ok"
-    again = apply(lab, ARGS)
-    assert again["changed"] is False and not again["failed"], again
     before = saves(lab)
-    check = apply(lab, dict(ARGS, services=DM + ["device_setup"]), check=True)
-    assert check["changed"] is True and saves(lab) == before
-    bad = apply(lab, dict(ARGS, extra=[{"address": "10.0.0.0/99", "ports": [1]}]))
-    assert bad["failed"] and "not an IP address or CIDR" in bad["msg"] and saves(lab) == before
+    # the same run again, a wider one in check mode, a bad one: one playbook run, none may change anything
+    runs = apply_all(lab, [("again", ARGS), ("check", dict(ARGS, services=DM + ["device_setup"]), True),
+                           ("bad", dict(ARGS, extra=[{"address": "10.0.0.0/99", "ports": [1]}]))])
+    assert runs["again"]["changed"] is False and not runs["again"]["failed"], runs["again"]
+    assert runs["check"]["changed"] is True and not runs["check"]["failed"], runs["check"]
+    assert runs["bad"]["failed"] and "not an IP address or CIDR" in runs["bad"]["msg"], runs["bad"]
+    assert saves(lab) == before
     gone = apply(lab, {"backend": "iptables", "state": "absent"})
     assert gone["changed"] is True
     assert saves(lab) == corp
@@ -52,9 +53,10 @@ def test_iptables_module_end_to_end(lab, corp):
 @pytest.mark.parametrize("hook", ["output", "forward"])
 def test_absent_after_either_hook_leaves_no_empty_builtin_chain(lab, corp, hook):
     before = lab.run("corp", ["nft", "list", "ruleset"], check=True).stdout
-    res = apply(lab, dict(ARGS, hook=hook, rollback_timeout=0))
-    assert res["changed"] is True and not res["failed"], res
-    assert apply(lab, {"backend": "iptables", "state": "absent"})["changed"] is True
+    res = apply_all(lab, [("apply", dict(ARGS, hook=hook, rollback_timeout=0)),
+                          ("absent", {"backend": "iptables", "state": "absent"})])
+    assert res["apply"]["changed"] is True and not res["apply"]["failed"], res["apply"]
+    assert res["absent"]["changed"] is True and not res["absent"]["failed"], res["absent"]
     assert lab.run("corp", ["nft", "list", "ruleset"], check=True).stdout == before
 
 
@@ -64,8 +66,9 @@ def test_a_verdict_edited_under_our_comment_in_one_family_is_repaired(lab, corp)
     index, line = [(n + 1, ln) for n, ln in enumerate(lines) if "allow-v6" in ln][0]
     spec = line.split(" ", 2)[2].replace("-j ACCEPT", "-j DROP")
     lab.run("corp", ["sh", "-c", "ip6tables -R MDMOPS-APPLE %d %s" % (index, spec)], check=True)
-    assert apply(lab, dict(ARGS, rollback_timeout=0), check=True)["changed"] is True
-    assert apply(lab, dict(ARGS, rollback_timeout=0))["changed"] is True
+    # check mode sees the drift, the next run repairs it, the one after finds nothing to do (one playbook run)
+    runs = apply_all(lab, [("check", dict(ARGS, rollback_timeout=0), True), ("fix", dict(ARGS, rollback_timeout=0)),
+                           ("again", dict(ARGS, rollback_timeout=0))])
+    assert [runs[n]["changed"] for n in ("check", "fix", "again")] == [True, True, False], runs
     assert "-j DROP" not in [ln for ln in lab.run("corp", ["ip6tables", "-S", "MDMOPS-APPLE"], check=True)
                              .stdout.splitlines() if "allow-v6" in ln][0]
-    assert apply(lab, dict(ARGS, rollback_timeout=0))["changed"] is False

@@ -6,6 +6,7 @@ waiting for a fixed time; waits poll for a result with a generous deadline.
 """
 from __future__ import annotations
 
+import fcntl
 import glob
 import json
 import os
@@ -15,7 +16,7 @@ import time
 import pytest
 
 from ansible_collections.mdmops.apple.plugins.module_utils._firewall import _rollback
-from tests.integration.firewall.fwlib import apply, connect, ruleset
+from tests.integration.firewall.fwlib import apply, apply_all, connect, ruleset
 from tests.lib.ansible_run import run_module
 
 pytestmark = pytest.mark.lab
@@ -99,48 +100,76 @@ def test_a_controller_lost_at_any_moment_of_an_apply_ends_restored(lab, corp, st
     assert not again["failed"] and again["rollback"]["status"] == "confirmed", again
 
 
-@pytest.mark.parametrize("kind", ["symlink", "file", "world_writable", "other_owner", "group_writable"])
-def test_an_unusable_state_dir_fails_before_anything_changes(lab, corp, tmp_path, kind):
-    bad = tmp_path / "bad"
-    if kind == "symlink":
-        real = tmp_path / "real"
-        real.mkdir(mode=0o700)
-        os.symlink(str(real), str(bad))
-    elif kind == "file":
-        bad.write_text("not a directory")
-    else:
-        bad.mkdir()
-        os.chmod(str(bad), {"world_writable": 0o777, "group_writable": 0o770}.get(kind, 0o700))
-        if kind == "other_owner":
-            os.chown(str(bad), 65534, 65534)
-    res = apply(lab, dict(DROP, state_dir=str(bad)))
-    assert res["failed"] and res.get("changed") is False, res
-    assert "state_dir" in res["msg"] and "nothing was changed" in res["msg"], res["msg"]
-    assert "Traceback" not in res["_stdout"]
+def test_an_unusable_state_dir_fails_before_anything_changes(lab, corp, tmp_path):
+    """Each kind of unusable state_dir is one task of a single playbook run; none may change the ruleset."""
+    cases = []
+    for kind in ("symlink", "file", "world_writable", "other_owner", "group_writable"):
+        bad = tmp_path / ("bad-" + kind)
+        if kind == "symlink":
+            real = tmp_path / "real"
+            real.mkdir(mode=0o700)
+            os.symlink(str(real), str(bad))
+        elif kind == "file":
+            bad.write_text("not a directory")
+        else:
+            bad.mkdir()
+            os.chmod(str(bad), {"world_writable": 0o777, "group_writable": 0o770}.get(kind, 0o700))
+            if kind == "other_owner":
+                os.chown(str(bad), 65534, 65534)
+        cases.append((kind, dict(DROP, state_dir=str(bad))))
+    results = apply_all(lab, cases)
+    for kind, _args in cases:
+        res = results[kind]
+        assert res["failed"] and res.get("changed") is False, (kind, res)
+        assert "state_dir" in res["msg"] and "nothing was changed" in res["msg"], (kind, res["msg"])
+        assert res["_crash"] is None, (kind, res["_crash"])
     assert ruleset(lab) == corp
+
+
+def lock_holders(path):
+    """Pids of the processes (other than this one) that have ``path`` open."""
+    pids = []
+    for fd_dir in glob.glob("/proc/[0-9]*/fd"):
+        pid = int(fd_dir.split("/")[2])
+        if pid == os.getpid():
+            continue
+        try:
+            if any(os.readlink(os.path.join(fd_dir, fd)) == path for fd in os.listdir(fd_dir)):
+                pids.append(pid)
+        except OSError:
+            continue
+    return pids
 
 
 @pytest.mark.parametrize("backend", ["nftables", "iptables"])
 def test_two_concurrent_applies_end_consistent(lab, corp, state_dir, backend):
+    """Two runs are made to meet at the lock every time (not by chance): the test holds the table's lock
+    until both runs wait for it, then lets them race; one round proves what rounds of luck could not."""
     variants = [dict(DROP, backend=backend, state_dir=state_dir, rollback_timeout=0),
                 dict(DROP, backend=backend, services=DM + ["device_setup"], state_dir=state_dir, rollback_timeout=0)]
     if backend == "iptables":
         lab.run("corp", ["nft", "flush", "ruleset"], check=True)
-    for _round in range(3):
-        results = [None, None]
+    lock = os.path.join(state_dir, "%s-mdmops_apple.lock" % backend)
+    held = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    results = [None, None]
 
-        def go(i):
-            results[i] = apply(lab, variants[i])
+    def go(i):
+        results[i] = apply(lab, variants[i])
 
-        threads = [threading.Thread(target=go, args=(i,)) for i in (0, 1)]
+    threads = [threading.Thread(target=go, args=(i,)) for i in (0, 1)]
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)
         for t in threads:
             t.start()
-        for t in threads:
-            t.join()
-        assert all(not r["failed"] for r in results), results
-        # whichever ran last owns the table, and it is exactly its plan: re-running it changes nothing
-        last = [apply(lab, v, check=True)["changed"] for v in variants]
-        assert last.count(False) == 1, last
+        wait_for(lambda: len(lock_holders(lock)) >= 2, "both runs to wait for the lock", deadline=120)
+    finally:
+        os.close(held)                      # releases the lock: both runs race for it now
+    for t in threads:
+        t.join()
+    assert all(not r["failed"] for r in results), results
+    # whichever ran last owns the table, and it is exactly its plan: re-running it changes nothing
+    last = apply_all(lab, [("variant %d" % i, v) for i, v in enumerate(variants)], check=True)
+    assert [r["changed"] for r in last.values()].count(False) == 1, last
     if backend == "iptables":
         sets = lab.run("corp", ["ipset", "list", "-n"], check=True).stdout.split()
         assert not [s for s in sets if s.startswith("mdmops-apple") and not s.endswith(("-v4", "-v6"))], sets
@@ -148,19 +177,22 @@ def test_two_concurrent_applies_end_consistent(lab, corp, state_dir, backend):
 
 
 def test_a_stale_timer_never_undoes_a_confirmed_change(lab, corp, state_dir):
-    # the first timer must still be pending when the second run starts, however loaded the machine
-    started = time.monotonic()
-    first = apply(lab, dict(DROP, rollback_timeout=30, rollback_confirm="manual", state_dir=state_dir))
-    assert first["rollback"]["pending"] is True
+    # both applies in one playbook run: the second starts a task boundary after the first armed its timer,
+    # so the first timer is still pending when the second takes it over, however loaded the machine
+    runs = apply_all(lab, [
+        ("first", dict(DROP, rollback_timeout=20, rollback_confirm="manual", state_dir=state_dir)),
+        ("second", dict(DROP, services=DM + ["device_setup"], state_dir=state_dir, rollback_timeout=600))])
+    first, second = runs["first"], runs["second"]
+    assert first["rollback"]["pending"] is True, first
     token = first["rollback"]["token"]
-    pid = json.load(open(os.path.join(state_dir, token + ".pending")))["pid"]
-    second = apply(lab, dict(DROP, services=DM + ["device_setup"], state_dir=state_dir, rollback_timeout=600))
     assert not second["failed"], second
     assert second["rollback"]["status"] == "confirmed" and second["rollback"]["superseded"] == [token]
     assert "took over the pending rollback timer" in second["_stdout"]
-    wait_for(lambda: not alive(pid), "the first timer to stop")
+    with open(os.path.join(state_dir, token + ".superseded")) as f:
+        job = json.load(f)                       # the first timer's record: its watcher and when it was armed
+    wait_for(lambda: not alive(job["pid"]), "the first timer to stop")
     # past the first timer's deadline: nothing may have been restored
-    time.sleep(max(0.0, started + 31 - time.monotonic()))
+    time.sleep(max(0.0, job["created"] + job["timeout"] + 1 - time.time()))
     assert "udp . 123" in ruleset(lab)
     assert apply(lab, dict(DROP, services=DM + ["device_setup"], state_dir=state_dir))["changed"] is False
     late = apply(lab, {"confirm_token": token, "state_dir": state_dir})
@@ -181,10 +213,13 @@ def test_manual_confirm_keeps_and_no_confirm_restores(lab, corp, state_dir):
     assert res["rollback"]["pending"] is True and res["changed"] is True
     restore_now(state_dir, res["rollback"]["token"])
     assert ruleset(lab) == corp
-    late = apply(lab, {"confirm_token": res["rollback"]["token"], "state_dir": state_dir})
-    assert late["rollback"]["status"] == "rolled_back"
+    # a confirmation that comes too late, then a new manual apply (one playbook run)
+    runs = apply_all(lab, [("late", {"confirm_token": res["rollback"]["token"], "state_dir": state_dir}),
+                           ("again", dict(DROP, rollback_timeout=600, rollback_confirm="manual", state_dir=state_dir))])
+    assert runs["late"]["rollback"]["status"] == "rolled_back", runs["late"]
 
-    res = apply(lab, dict(DROP, rollback_timeout=600, rollback_confirm="manual", state_dir=state_dir))
+    res = runs["again"]
+    assert res["rollback"]["pending"] is True and res["changed"] is True, res
     ok = apply(lab, {"confirm_token": res["rollback"]["token"], "state_dir": state_dir})
     assert ok["rollback"]["status"] == "confirmed" and ok["changed"] is False
     assert not _rollback.fire(res["rollback"]["token"], state_dir)          # no watcher left to fire
@@ -214,8 +249,11 @@ def test_when_no_confirmation_reaches_the_host_the_task_fails_and_the_host_resto
 
 
 def test_keep_snapshots_prunes_finished_timers(lab, corp, state_dir):
-    for n in range(4):
-        apply(lab, dict(DROP, services=DM if n % 2 else DM + ["device_setup"], state_dir=state_dir, keep_snapshots=2))
+    # three confirmed applies (one playbook run, each through the action plugin) with keep_snapshots 2: one is pruned
+    results = apply_all(lab, [("apply %d" % n, dict(DROP, services=DM if n % 2 else DM + ["device_setup"],
+                                                    state_dir=state_dir, keep_snapshots=2)) for n in range(3)])
+    assert all(r["changed"] and not r["failed"] and r["rollback"]["status"] == "confirmed"
+               for r in results.values()), results
     assert len(glob.glob(os.path.join(state_dir, "*.snapshot"))) == 2
     assert len(glob.glob(os.path.join(state_dir, "*.confirmed"))) == 2
 
@@ -230,12 +268,11 @@ def test_drift_in_a_verdict_under_our_comment_is_repaired(lab, corp, state_dir):
                      "ip", "daddr", ".", "meta", "l4proto", ".", "th", "dport", "@allow_v4", "counter", "drop",
                      "comment", '"%s"' % comment], check=True)
     assert connect(lab, [("api.push.apple.com", 443, "tcp")]) != {("api.push.apple.com", 443, "tcp"): "ok"}
-    check = apply(lab, dict(DROP, rollback_timeout=0, state_dir=state_dir), check=True)
-    assert check["changed"] is True
-    fixed = apply(lab, dict(DROP, rollback_timeout=0, state_dir=state_dir))
-    assert fixed["changed"] is True
+    # check mode sees the drift, the next run repairs it, the one after finds nothing to do (one playbook run)
+    args = dict(DROP, rollback_timeout=0, state_dir=state_dir)
+    runs = apply_all(lab, [("check", args, True), ("fix", args), ("again", args)])
+    assert [runs[n]["changed"] for n in ("check", "fix", "again")] == [True, True, False], runs
     assert connect(lab, [("api.push.apple.com", 443, "tcp")]) == {("api.push.apple.com", 443, "tcp"): "ok"}
-    assert apply(lab, dict(DROP, rollback_timeout=0, state_dir=state_dir))["changed"] is False
 
 
 # A "remote" interpreter whose every run needs a NEW TCP connection from corp to the controller
@@ -294,10 +331,9 @@ def test_a_real_lock_out_fails_the_task_and_the_host_restores_itself(lab, state_
     wrapper.chmod(0o755)
     before = ruleset(lab)
     try:
-        ok = run_module("mdmops.apple.egress_firewall", {"services": ["push_provider"], "state_dir": state_dir,
-                                                         "rollback_timeout": 0}, interpreter=str(wrapper))
-        assert not ok["failed"], ok                                      # the path works under an accept policy
-        apply(lab, {"state": "absent", "state_dir": state_dir})
+        ok = run_module("mdmops.apple.egress_firewall", {"state": "absent", "state_dir": state_dir},
+                        interpreter=str(wrapper))
+        assert not ok["failed"] and ok["changed"] is False, ok          # the path works while nothing drops
         res = run_module("mdmops.apple.egress_firewall", dict(DROP, state_dir=state_dir, rollback_timeout=20),
                          interpreter=str(wrapper))
         assert res["failed"] is True, res

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.integration.firewall.fwlib import apply
+from tests.integration.firewall.fwlib import apply, apply_all
 
 pytestmark = pytest.mark.lab
 
@@ -72,8 +72,7 @@ def fresh(lab):
     yield sessions
     for s in sessions:
         s.close()
-    for backend in ("nftables", "iptables"):
-        apply(lab, {"backend": backend, "state": "absent"})
+    apply_all(lab, [(backend, {"backend": backend, "state": "absent"}) for backend in ("nftables", "iptables")])
     lab.run("corp", ["nft", "flush", "ruleset"], check=True)
 
 
