@@ -39,9 +39,9 @@ def test_verify_push_writes_every_report_then_fails_on_what_was_asked(lab, tmp_p
     assert proc.returncode == 2, out[-4000:]
     assert "Traceback" not in out
     # the failure names what failed, the status and its remedy, and where the reports are
-    assert "have a status in push_health_fail_on" in out, out[-4000:]
-    assert "%(host)s:%(port)d/tcp REFUSED" % REFUSED in out, out[-4000:]
-    assert "reports in %s" % reports in out
+    assert "are findings of fail_on [refused, timeout" in out, out[-4000:]
+    assert "%(host)s:%(port)d tcp refused" % REFUSED in out, out[-4000:]
+    assert "Reports: %s." % reports in out
 
     xmlschema = pytest.importorskip("xmlschema")
     junitparser = pytest.importorskip("junitparser")
