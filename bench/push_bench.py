@@ -12,8 +12,9 @@ The endpoints are the catalog's TCP endpoints (unique name and port, wildcard
 hosts probed through the catalog's concrete name), then, past those, further
 names the catalog's wildcards cover (``bench<k>.<domain>``) on the wildcard
 rows' ports.  A fifth of them is blackholed: their names resolve, in the lab
-DNS, to ``lab.listeners.BLACKHOLE_ADDRESS`` only, where packets vanish (a
-firewall that silently drops), so each of them costs one full timeout.  The
+DNS, to ``lab.listeners.BLACKHOLE_ADDRESS`` (where packets vanish: a firewall
+that silently drops) and to an IPv6 address an nft rule in corp refuses at
+once, so each of them costs one full timeout, on either side.  The
 rest answer (the lab listeners hold every catalog port).
 
 Memory: the managed host's Python runs under a small wrapper (this script with
@@ -45,6 +46,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 RATIO_TARGET = 20.0
+# The IPv6 address of a blackholed name: one of the lab's "other Internet" that an nft rule in corp refuses (TCP
+# reset). A name covered by a catalog wildcard keeps the wildcard's AAAA unless given one of its own, and the two
+# sides try addresses differently (push_connectivity the first, IPv4; wait_for each in getaddrinfo's order): with
+# IPv4 silent and IPv6 refused at once, each spends exactly one timeout on a blackholed endpoint.
+BLACKHOLE_V6 = "2001:db8:100::dead:b1ac"
+NFT_TABLE = "mdmops_push_bench"
 MEMORY_GROWTH = 1.25
 
 OURS = """- hosts: corp
@@ -251,7 +258,10 @@ def main(argv=None):
         main_eps, extra_eps = everything[:args.endpoints], everything[args.endpoints:]
         holes, held = pick_blackholed(main_eps, 0.2, others=extra_eps)
         more, more_held = pick_blackholed(extra_eps, 0.2, others=main_eps) if scale else ([], 0)
-        lab.add_records(dict((name, BLACKHOLE_ADDRESS) for name in holes + more))
+        lab.add_records(dict((name, [BLACKHOLE_ADDRESS, BLACKHOLE_V6]) for name in holes + more))
+        lab.run("corp", ["nft", "-f", "-"], check=True, input=(
+            "table inet %s {\n chain out {\n  type filter hook output priority 0;\n  ip6 daddr %s meta l4proto tcp reject with tcp reset\n }\n}\n"
+            % (NFT_TABLE, BLACKHOLE_V6)))
         blackholed = set(holes + more)
         answering = [ep for ep in main_eps if ep["host"] not in blackholed]
 
@@ -346,6 +356,7 @@ def main(argv=None):
             print("MISSED: " + problem)
         return 1 if problems else 0
     finally:
+        lab.run("corp", ["nft", "delete", "table", "inet", NFT_TABLE], check=False)
         if was_up:
             lab.set_records(records_before)
         else:
