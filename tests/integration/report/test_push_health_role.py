@@ -1,6 +1,6 @@
 """playbooks/verify_push.yml (the push_health role) on the lab, in one ansible-playbook run over both lab hosts.
 
-The lab's push path answers (the lab root as ca_path), plus one extra endpoint on a port nothing listens on
+corp writes its reports on the controller, dev on the host. The lab's push path answers (the lab root as ca_path), plus one extra endpoint on a port nothing listens on
 (refused). With push_health_fail_on naming `refused` the run must fail with a readable summary, and only after
 every report is written: per host a JSON report, a JUnit file that validates against the Jenkins JUnit schema and
 that junitparser reads, an HTML page with the matrix, and a Prometheus textfile that prometheus_client parses.
@@ -33,6 +33,9 @@ def test_verify_push_writes_every_report_then_fails_on_what_was_asked(lab, tmp_p
         "push_health_endpoints": ["%(host)s:%(port)d" % REFUSED],
         "push_health_fail_on": ["refused", "timeout", "intercepted", "untrusted", "tls_failed", "dns_failed"],
         "push_health_report_dir": str(reports),
+        # corp's reports are written on the controller (the default), dev's on the host (the lab's hosts share
+        # the file system, so both land in the same directory)
+        "push_health_report_on": "{{ 'host' if inventory_hostname == 'dev' else 'controller' }}",
         "push_health_prometheus_textfile": str(tmp_path) + "/{{ inventory_hostname }}.prom",
     })
     out = proc.stdout + proc.stderr
