@@ -48,6 +48,12 @@ LOCAL_PREFIXES = ("17.0.0.0/8", "203.0.113.0/24", "198.51.100.0/24",
 # couriers); it gets an address of its own so the lab APNs emulator (lab/apns.py) can answer there.
 DEFAULT_RECORDS: Dict[str, str] = {"*.example.com": "internet", "api.sandbox.push.apple.com": "apple"}
 
+# Fixed lab services with names of their own (exact names win over ``*.example.com``); extras override.
+# lab/ats.py: the App Transport Security test servers, one address per server profile.
+SERVICE_RECORDS: Dict[str, Tuple[str, str]] = {
+    "mdm-%s.example.com" % profile: ("198.51.100.%d" % (210 + i), "2001:db8:100::%d" % (210 + i))
+    for i, profile in enumerate(("good", "ec", "tls11", "sha1", "rsa1024", "nofs", "expired"))}
+
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 
 
@@ -155,6 +161,7 @@ def build_records(entries: Iterable[Mapping], extra: Optional[Mapping[str, Recor
     IP or a list of IPs (one v4 and/or one v6), or to None (drop the name).
     Entries of ``extra`` override the catalog's.
     """
+    extra = dict(SERVICE_RECORDS, **dict(extra or {}))
     hosts = dict(catalog_hosts(entries))
     for name, net in DEFAULT_RECORDS.items():
         hosts.setdefault(name, net)

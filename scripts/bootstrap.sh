@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # chromium: the HTML report is opened in a real headless browser (tests/integration/report)
-APT_PACKAGES=(iproute2 nftables iptables ipset dnsmasq-base squid openssl procps make shellcheck firewalld dbus chromium)
+# squid-openssl (not squid, which it replaces): the lab's proxies, the intercepting one needs ssl_bump (lab/proxies.py)
+APT_PACKAGES=(iproute2 nftables iptables ipset dnsmasq-base squid-openssl openssl procps make shellcheck firewalld dbus chromium)
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null 2>&1 || PY=python3
 

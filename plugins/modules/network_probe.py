@@ -24,6 +24,17 @@ description:
     chain of a push host does not end at O(expected_roots), which means HTTPS inspection; the issuer found is named),
     V(untrusted) (the chain does not validate against O(ca_path)) and V(tls_failed) (handshake error, TLS alert,
     wrong or missing ALPN) join the list; a V(timeout) can then also be a handshake that got no answer.
+  - With O(proxy), TCP and TLS probes go through that HTTP CONNECT proxy, as hosts that must use one do. The proxy
+    resolves the names (each probe is a C(CONNECT name:port), local DNS is not used, RV(results[].addresses) stays empty
+    and RV(results[].resolved_by) says V(proxy)); the TCP layer is a tunnel opened, the TLS layer a handshake inside
+    the tunnel, so an inspecting proxy is reported V(intercepted), naming its CA. Its own failures are
+    V(proxy_refused) (CONNECT answered with an error, e.g. C(403) from a deny rule, the proxy's status line is
+    quoted), V(proxy_auth_required) (C(407), credentials missing or refused) and V(proxy_unreachable) (the proxy
+    itself refused the connection, did not answer it, or has no route). When the proxy reports that I(its)
+    connection to the target was refused, timed out or had no route, or that it could not resolve the name (Squid's
+    C(X-Squid-Error)), the result is V(refused), V(timeout), V(unreachable) or V(dns_failed) as for a direct probe.
+    A proxy that takes the connection but does not answer CONNECT within O(timeout) is V(timeout). UDP cannot cross
+    an HTTP proxy, so UDP endpoints are still probed directly (O(ip_versions) then only applies to them).
   - Wildcard hosts are probed through the concrete name each catalog row gives (RV(mdmops.apple.network_info#module:entries[].probe_name),
     for example V(1-courier.push.apple.com) for V(*.push.apple.com)); O(names) overrides those names.
 author:
@@ -31,6 +42,7 @@ author:
 extends_documentation_fragment:
   - mdmops.apple.catalog_selection
   - mdmops.apple.ip_versions
+  - mdmops.apple.proxy
   - mdmops.apple.attributes.read_only
 options:
   names:
@@ -90,6 +102,8 @@ notes:
   - One result per selected endpoint; endpoints that share an address, port and protocol are probed once.
   - A TCP connection that succeeds proves the path, not the absence of HTTPS interception; use O(tls=true) for that.
   - Apple requires that the push hosts not be inspected; a V(intercepted) result says which CA re-signed them.
+  - With O(proxy), each probe is one connection to the proxy and one C(CONNECT); O(timeout) bounds the connection to
+    the proxy and its answer to C(CONNECT) together (then, with O(tls=true), each wait of the handshake).
   - A TLS result whose chain fails validation costs a second connection (to read the chain without verifying it).
     With O(tls=true), O(timeout) bounds the connection and each wait of the handshake.
 seealso:
@@ -119,6 +133,15 @@ EXAMPLES = r'''
 - name: Print it
   ansible.builtin.debug:
     var: probe.table
+
+- name: Push and enrollment hosts through the corporate proxy (TLS inside the tunnel shows inspection)
+  mdmops.apple.network_probe:
+    services: [device_management]
+    protocols: [tcp]
+    tls: true
+    proxy: http://proxy.example.com:3128
+    proxy_username: probe
+    proxy_password: "{{ vault_proxy_password }}"
 '''
 
 RETURN = r'''
@@ -148,7 +171,7 @@ results:
       type: list
       elements: str
     address:
-      description: The address probed (the first one).
+      description: The address probed (the first one); null through O(proxy) (the proxy resolved the name).
       type: str
     status:
       description: Outcome, see the description.
@@ -164,6 +187,22 @@ results:
       description: V(tcp), V(udp) or V(tls) (a TCP endpoint on a TLS port).
       type: str
       returned: when O(tls=true)
+    proxy:
+      description: The proxy this probe went through (V(http://host:port), never the credentials); null for UDP
+        probes, which go direct.
+      type: str
+      returned: when O(proxy) is set
+      sample: http://proxy.example.com:3128
+    resolved_by:
+      description: Who resolved the name, V(proxy) (TCP and TLS probes through O(proxy)) or V(local) (UDP probes).
+      type: str
+      returned: when O(proxy) is set
+      sample: proxy
+    remedy:
+      description: One line on what to do for a probe through the proxy (empty when V(ok); for TLS results the same
+        as RV(results[].tls.remedy)).
+      type: str
+      returned: when O(proxy) is set, for TCP and TLS probes
     tls:
       description: The TLS layer's record, for results whose RV(results[].layer) is V(tls) (null otherwise, and when
         the name did not resolve).
@@ -246,9 +285,9 @@ results:
             "port": 5223, "protocol": "tcp", "addresses": ["17.57.146.20"], "address": "17.57.146.20",
             "status": "ok", "latency_ms": 0.4, "error": null}]
 remedies:
-  description: For each failed TLS result, C(host:port) and its one-line remedy, e.g. what to exempt from HTTPS
-    inspection and where.
-  returned: when O(tls=true)
+  description: For each failed TLS result (with O(proxy), each failed TCP result too), C(host:port) and its one-line
+    remedy, e.g. what to exempt from HTTPS inspection and where.
+  returned: when O(tls=true) or O(proxy) is set
   type: list
   elements: str
 summary:
@@ -272,6 +311,9 @@ import os
 import ssl
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.mdmops.apple.plugins.module_utils._apns._proxy import (
+    PROXY_ARGSPEC, PROXY_REQUIRED_BY, proxy_from_options, url_secrets,
+)
 from ansible_collections.mdmops.apple.plugins.module_utils._apns._tls import DEFAULT_EXPECTED_ROOTS, context as tls_context
 from ansible_collections.mdmops.apple.plugins.module_utils._argspec import (
     catalog_selection_spec, check_ip_versions, ip_versions_spec,
@@ -310,7 +352,8 @@ def main():
                             default=list(DEFAULT_EXPECTED_ROOTS)),
         ca_path=dict(type="path"),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    argument_spec.update(PROXY_ARGSPEC)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, required_by=PROXY_REQUIRED_BY)
     p = module.params
     if not 0 < p["timeout"] <= 60:
         module.fail_json(msg="timeout must be more than 0 and at most 60 seconds, got %s" % p["timeout"])
@@ -332,6 +375,14 @@ def main():
         except (ssl.SSLError, OSError, ValueError) as exc:
             module.fail_json(msg="ca_path %s holds no usable trust anchors (%s); give a PEM file of CA certificates "
                                  "or an OpenSSL hashed directory" % (p["ca_path"], exc))
+    proxy = None
+    if p["proxy"] is not None:
+        # credentials in the URL are refused below; never echo them (the invocation included)
+        module.no_log_values.update(url_secrets(p["proxy"]))
+        try:
+            proxy = proxy_from_options(p["proxy"], p["proxy_username"], p["proxy_password"])
+        except ValueError as exc:
+            module.fail_json(msg=str(exc))
     if p["ip_version"] is not None:
         families = LEGACY_IP_VERSION[p["ip_version"]]
     else:
@@ -345,18 +396,19 @@ def main():
         module.fail_json(msg=str(exc))
     results = probe_all(sel.endpoints(), names=p["names"], timeout=p["timeout"], concurrency=p["concurrency"],
                         ip_version=families[0] if len(families) == 1 else 0, catalog_names=sel.probe_names(),
-                        tls=dict(expected_roots=roots, ca_path=p["ca_path"]) if p["tls"] else None)
+                        tls=dict(expected_roots=roots, ca_path=p["ca_path"]) if p["tls"] else None, proxy=proxy)
     failed = [r for r in results if r["status"] not in BENIGN]
     out = dict(changed=False, results=results, summary=summarise(results), failed_probes=failed,
                table=table(results))
-    if p["tls"]:
+    if p["tls"] or proxy:
         seen = set()
         out["remedies"] = []
         for r in failed:
             key = (r["name"], r["port"])
-            if r.get("tls") and r["tls"]["remedy"] and key not in seen:
+            text = r["tls"]["remedy"] if r.get("tls") else r.get("remedy")
+            if text and key not in seen:
                 seen.add(key)
-                out["remedies"].append("%s:%s %s: %s" % (r["name"], r["port"], r["status"], r["tls"]["remedy"]))
+                out["remedies"].append("%s:%s %s: %s" % (r["name"], r["port"], r["status"], text))
     if p["fail_on_unreachable"]:
         if failed:
             inspected = [r for r in failed if r["status"] == "intercepted"]

@@ -26,7 +26,7 @@ description:
   - The provider layer sends one HTTP/2 C(POST /3/device/<dummy token>) per provider endpoint and run, with the push
     certificate as TLS client certificate and its topic as C(apns-topic); no device receives anything. APNs answering
     C(400 BadDeviceToken) proves the certificate, its environment and its topic were accepted.
-  - Never changes anything (RV(changed) is always false); check mode runs the same probes.
+  - Never changes anything (C(changed) is always false); check mode runs the same probes.
   - The result feeds the report filters as is (P(mdmops.apple.probe_report#filter), P(mdmops.apple.probe_junit#filter)
     and the other C(probe_*) filters), for example C(result | mdmops.apple.probe_junit(fail_on=[...])), with
     C(certificates=result.certificates) for the certificate expiry metric.
@@ -38,6 +38,7 @@ requirements:
 extends_documentation_fragment:
   - mdmops.apple.catalog_selection
   - mdmops.apple.push_certificate_input.certificate_prefixed
+  - mdmops.apple.proxy
   - mdmops.apple.attributes.read_only
 options:
   services:
@@ -122,13 +123,15 @@ options:
     type: path
   proxy:
     description:
-      - An HTTP proxy, C(http://host:port) or C(http://user:password@host:port), that every tcp, tls, provider and ats
-        probe goes through with HTTP C(CONNECT), as hosts that must use a proxy do. The proxy resolves the names.
-      - A proxy that refuses the tunnel is reported as V(proxy_refused) (with its answer), one that asks for
-        credentials as V(proxy_auth_required), one that does not answer as V(proxy_unreachable); a proxy that
-        inspects TLS as V(intercepted), naming its CA.
-      - The value is never returned (it may hold a password).
-    type: str
+      - Every tcp, tls, provider and ats probe goes through this HTTP CONNECT proxy, as hosts that must use one do;
+        the tcp layer is a tunnel opened, the tls layer a handshake inside it (an inspecting proxy is V(intercepted),
+        naming its CA), the provider layer a request inside it. UDP cannot cross an HTTP proxy and stays direct.
+      - A proxy that refuses the tunnel is V(proxy_refused) (its status line quoted), one that wants credentials
+        V(proxy_auth_required), one that cannot be reached V(proxy_unreachable); when the proxy reports that its own
+        connection to the target failed, the probe has the target's status (V(refused), V(timeout),
+        V(unreachable), V(dns_failed)) as the proxy saw it.
+      - The default O(layers) leave V(dns) out (the proxy resolves the names); listed, it resolves locally and
+        stops nothing.
   mdm_urls:
     description:
       - HTTPS URLs of the MDM server (server URL, check-in URL, enrollment URL) to check against App Transport
@@ -196,10 +199,6 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
-changed:
-  description: Always false, the module only probes.
-  returned: always
-  type: bool
 ok:
   description: Whether every probe ended V(ok), V(no_answer) or V(skipped) (independent of O(fail_on)).
   returned: always
@@ -252,6 +251,11 @@ probes:
       description: One line on what was found; for V(intercepted) it starts with C(HTTPS inspection on); for
         V(skipped), C(not run:) and the layer that stopped it.
       type: str
+    proxy:
+      description: The proxy the probe went through, V(http://host:port) (never the credentials).
+      type: str
+      returned: when O(proxy) is set, for the tcp, tls, provider and ats layers
+      sample: http://proxy.example.com:3128
     addresses:
       description: The addresses the name resolved to (dns layer only).
       type: list
@@ -351,6 +355,10 @@ probes:
         url:
           description: The MDM URL checked.
           type: str
+        checks:
+          description: Each requirement (V(https), V(tls_version), V(forward_secrecy), V(signature_hash), V(key_size),
+            V(trust), V(hostname), V(expiry)) mapped to V(ok), V(failed) or V(unknown) (could not be judged).
+          type: dict
         failures:
           description: Each App Transport Security requirement that failed.
           type: list
@@ -381,6 +389,25 @@ probes:
         key_bits:
           description: Size of the leaf's public key in bits.
           type: int
+        subject:
+          description: Subject of the leaf certificate.
+          type: str
+        issuer:
+          description: Issuer of the leaf certificate.
+          type: str
+        not_after:
+          description: End of validity of the leaf (ISO 8601, UTC).
+          type: str
+        san:
+          description: The leaf's subjectAltName entries.
+          type: list
+          elements: str
+        http_status:
+          description: HTTP status of a C(GET) of the URL's path (any answer shows the URL is served over https).
+          type: int
+        verify_error:
+          description: Why chain validation failed.
+          type: str
 summary:
   description: Counts of the probes.
   returned: always
@@ -454,9 +481,13 @@ table:
 
 import os
 import ssl
+import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.mdmops.apple.plugins.module_utils._apns import _connectivity as conn
+from ansible_collections.mdmops.apple.plugins.module_utils._apns._proxy import (
+    PROXY_ARGSPEC, PROXY_REQUIRED_BY, proxy_from_options, url_secrets,
+)
 from ansible_collections.mdmops.apple.plugins.module_utils._apns._tls import DEFAULT_EXPECTED_ROOTS, context as tls_context
 from ansible_collections.mdmops.apple.plugins.module_utils._argspec import catalog_selection_spec
 from ansible_collections.mdmops.apple.plugins.module_utils._catalog import CatalogError, load_bundled, select_from_params
@@ -473,6 +504,7 @@ def argument_spec():
     spec["initiators"] = dict(spec["initiators"], default=None)
     for name, option in certificate_input_spec(key=True, fmt=False).items():
         spec[RENAMED.get(name, name)] = option
+    spec.update(PROXY_ARGSPEC)
     spec.update(
         endpoints=dict(type="list", elements="raw", default=[]),
         layers=dict(type="list", elements="str", choices=list(conn.LAYERS)),
@@ -481,7 +513,6 @@ def argument_spec():
         environment=dict(type="str", default="production", choices=sorted(conn.ENVIRONMENTS)),
         expected_roots=dict(type="list", elements="str", default=list(DEFAULT_EXPECTED_ROOTS)),
         ca_path=dict(type="path"),
-        proxy=dict(type="str", no_log=True),
         mdm_urls=dict(type="list", elements="str", default=[]),
         fail_on=dict(type="list", elements="str", default=[]),
     )
@@ -491,7 +522,7 @@ def argument_spec():
 def constraints():
     raw = certificate_input_constraints(key=True, required=False)
     raw["mutually_exclusive"] = [tuple(RENAMED.get(n, n) for n in pair) for pair in raw["mutually_exclusive"]]
-    return merge_constraints(raw)
+    return merge_constraints(raw, {"required_by": PROXY_REQUIRED_BY})
 
 
 def selection(p, layers):
@@ -520,17 +551,19 @@ def main():
     if not 1 <= p["concurrency"] <= 256:
         module.fail_json(msg="concurrency must be between 1 and 256, got %s" % p["concurrency"])
     cert_given = bool(p["certificate_path"]) or p["certificate_content"] not in (None, "")
+    orphans = [k for k in ("certificate_password", "privatekey_path", "privatekey_content", "privatekey_passphrase")
+               if p[k] not in (None, "")]
+    if orphans and not cert_given:
+        module.fail_json(msg="%s given without a push certificate: give certificate_path or certificate_content too, "
+                             "or leave %s out" % (", ".join(orphans), " and ".join(orphans)))
     proxy_cfg = None
-    if p["proxy"]:
+    if p["proxy"] is not None:
+        # a URL holding user:password@ is refused, and what it held is masked in everything the task prints
+        module.no_log_values.update(url_secrets(p["proxy"]))
         try:
-            from ansible_collections.mdmops.apple.plugins.module_utils._apns._proxy import parse_proxy
-        except ImportError:
-            module.fail_json(msg="proxy: this version of mdmops.apple has no proxy support (module_utils _apns._proxy "
-                                 "is missing); update the collection or leave proxy out")
-        try:
-            proxy_cfg = parse_proxy(p["proxy"])
+            proxy_cfg = proxy_from_options(p["proxy"], p["proxy_username"], p["proxy_password"])
         except ValueError as exc:
-            module.fail_json(msg="proxy: %s" % exc)
+            module.fail_json(msg=str(exc))
     try:
         fail_on = conn.check_fail_on(p["fail_on"])
         mdm_urls = [conn.parse_mdm_url(u, i) for i, u in enumerate(p["mdm_urls"] or [])]
@@ -578,18 +611,20 @@ def main():
             _import_httpx()
         except ProviderUnavailable as exc:
             module.fail_json(msg=str(exc))
-    try:
-        engines = conn.Engines(timeout=p["timeout"], expected_roots=roots, ca_path=p["ca_path"], proxy=proxy_cfg,
-                               cert_pem=cert_pem, key_pem=key_pem, topic=topic)
-    except ImportError as exc:
-        module.fail_json(msg="this version of mdmops.apple cannot run these layers (%s); update the collection" % exc)
+    engines = conn.Engines(timeout=p["timeout"], expected_roots=roots, ca_path=p["ca_path"], proxy=proxy_cfg,
+                           cert_pem=cert_pem, key_pem=key_pem, topic=topic)
     try:
         probes = conn.run(targets, layers, engines, concurrency=p["concurrency"], mdm_urls=mdm_urls,
                           proxied=proxy_cfg is not None)
-    except ImportError as exc:
-        module.fail_json(msg="this version of mdmops.apple cannot run these layers (%s); update the collection" % exc)
     except RuntimeError as exc:   # _provider.ProviderUnavailable: httpx/h2 missing or unusable on this host
         module.fail_json(msg=str(exc))
+    except Exception as exc:  # a bug: say so in one line; the traceback is in `exception` (-vvv)
+        module.fail_json(msg="push_connectivity failed unexpectedly (%s: %s); please report it with the task's "
+                             "options" % (type(exc).__name__, exc), exception=traceback.format_exc())
+    if "provider" in layers and not any(pr["layer"] == "provider" for pr in probes):
+        module.warn("a push certificate is given but no APNs provider endpoint (api.push.apple.com or "
+                    "api.sandbox.push.apple.com on 443 or 2197) is selected, so the provider layer did not run; add "
+                    "push_provider to services or the endpoint to endpoints")
     findings = [pr for pr in probes if conn.is_finding(pr, fail_on)]
     out = dict(changed=False, ok=not any(pr["status"] not in conn.BENIGN for pr in probes), probes=probes,
                summary=conn.summarise(probes, fail_on), certificates=certificates, findings=findings,

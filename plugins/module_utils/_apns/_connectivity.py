@@ -245,22 +245,13 @@ def parse_endpoints(items):
 
 
 def parse_mdm_url(url, index=0):
-    """``(url, host, port)`` of an MDM URL (https only); raises ConnectivityError."""
-    from urllib.parse import urlsplit
-    where = "mdm_urls[%d]" % index
-    if not isinstance(url, str) or not url.strip():
-        raise ConnectivityError("%s: %s is not a URL" % (where, _short(url)))
+    """``(url, host, port)`` of an MDM URL (https only, as ``_ats.parse_url`` reads it); raises ConnectivityError."""
+    from ansible_collections.mdmops.apple.plugins.module_utils._apns._ats import parse_url
     try:
-        parts = urlsplit(url.strip())
-        port = parts.port
+        host, port, _path = parse_url(url)
     except ValueError as exc:
-        raise ConnectivityError("%s: %s is not a URL (%s)" % (where, _short(url), exc))
-    if parts.scheme.lower() != "https":
-        raise ConnectivityError("%s: %s must be an https:// URL (Apple devices require App Transport Security from "
-                                "the MDM server)" % (where, _short(url)))
-    if not parts.hostname:
-        raise ConnectivityError("%s: %s has no host" % (where, _short(url)))
-    return url.strip(), _host(parts.hostname, where), port or 443
+        raise ConnectivityError("mdm_urls[%d]: %s" % (index, exc))
+    return url.strip(), host.lower(), port
 
 
 def default_services(catalog):
@@ -419,47 +410,47 @@ class Engines(object):
         self.proxy = proxy
         self.cert_pem, self.key_pem, self.topic = cert_pem, key_pem, topic
         self._connect = None
+        self.proxy_display = None
         if proxy is not None:
             from ansible_collections.mdmops.apple.plugins.module_utils._apns._proxy import connector
             self._connect = connector(proxy)
+            self.proxy_display = self._connect.proxy.display
 
     def resolve(self, name):
         from ansible_collections.mdmops.apple.plugins.module_utils._probe import resolve
         return resolve(name)
 
-    def _proxy_failure(self, exc):
-        status = getattr(exc, "status", None)
-        if status:
-            return status
-        from ansible_collections.mdmops.apple.plugins.module_utils._probe import classify_oserror
-        return classify_oserror(exc)
-
     def tcp(self, name, address, port):
-        """(status, latency_ms, detail)."""
+        """(status, latency_ms, detail, remedy or None for the default of the status)."""
         if self._connect is None:
             from ansible_collections.mdmops.apple.plugins.module_utils._probe import tcp_connect
             status, latency, error = tcp_connect(address, port, self.timeout)
             return status, latency, ("TCP %s:%s (%s): %s" % (name, port, address, error) if error
-                                     else "TCP %s:%s (%s) connected" % (name, port, address))
+                                     else "TCP %s:%s (%s) connected" % (name, port, address)), None
         start = time.monotonic()
         target = address or name
         try:
             sock = self._connect(target, port, self.timeout)
         except (OSError, socket.timeout) as exc:
-            return self._proxy_failure(exc), _ms(start), "CONNECT %s:%s through the proxy: %s" % (
-                target, port, exc or "timed out")
+            status = getattr(exc, "status", None)
+            if not status:
+                from ansible_collections.mdmops.apple.plugins.module_utils._probe import classify_oserror
+                status = classify_oserror(exc)
+            return (status, _ms(start), getattr(exc, "detail", None) or "CONNECT %s:%s through %s: %s" % (
+                target, port, self.proxy_display, exc or "timed out"), getattr(exc, "remedy", None) or None)
         try:
             sock.close()
         except OSError:
             pass
-        return "ok", _ms(start), "CONNECT %s:%s through the proxy: tunnel open%s" % (
-            target, port, "" if address else " (the proxy resolved the name)")
+        return "ok", _ms(start), "CONNECT %s:%s through %s: tunnel open%s" % (
+            target, port, self.proxy_display, "" if address else " (the proxy resolved the name)"), None
 
     def udp(self, name, address, port):
+        """UDP cannot cross an HTTP proxy: always direct."""
         from ansible_collections.mdmops.apple.plugins.module_utils._probe import udp_exchange
         status, latency, error = udp_exchange(address, port, self.timeout)
         return status, latency, ("UDP %s:%s (%s): %s" % (name, port, address, error) if error
-                                 else "UDP %s:%s (%s) answered" % (name, port, address))
+                                 else "UDP %s:%s (%s) answered" % (name, port, address)), None
 
     def tls(self, name, address, port):
         from ansible_collections.mdmops.apple.plugins.module_utils._apns._tls import tls_probe
@@ -477,12 +468,12 @@ class Engines(object):
         if self.expected_roots is not None:
             kw["expected_roots"] = self.expected_roots
         if self._connect is not None:
-            kw["connect"] = self._connect
+            kw["proxy"] = self._connect.proxy
         return provider_probe(name, port, **kw)
 
     def ats(self, url, address=None):
         from ansible_collections.mdmops.apple.plugins.module_utils._apns._ats import ats_check
-        kw = dict(timeout=self.timeout, ca_path=self.ca_path)
+        kw = dict(timeout=self.timeout, ca_path=self.ca_path, address=address)
         if self._connect is not None:
             kw["connect"] = self._connect
         return ats_check(url, **kw)
@@ -520,7 +511,8 @@ class _Memo(object):
 TLS_KEYS = ("sni", "alpn_offered", "alpn", "tls_version", "cipher", "chain", "chain_source", "root", "chain_verified",
             "verify_error", "detail", "remedy")
 PROVIDER_KEYS = ("http_status", "reason", "apns_id", "topic", "environment", "http_version", "tls_version", "root")
-ATS_KEYS = ("url", "failures", "tls_version", "cipher", "signature_hash", "key_type", "key_bits")
+ATS_KEYS = ("url", "failures", "checks", "tls_version", "cipher", "signature_hash", "key_type", "key_bits", "subject",
+            "issuer", "not_after", "san", "http_status", "verify_error")
 
 
 def _fmt(template, name, port, protocol="tcp"):
@@ -538,10 +530,13 @@ def _run_chain(target, chain, engines, memo, address, dns_note):
             continue
         key = (layer, name, address, port)
         if layer in ("tcp", "udp"):
-            status, latency, detail = memo.get(key, lambda lay=layer: getattr(engines, lay)(name, address, port))
+            status, latency, detail, fix = memo.get(key, lambda lay=layer: getattr(engines, lay)(name, address, port))
             template = TCP_REMEDIES.get(status)
-            rec = probe_record(target, layer, address=address, status=status, latency_ms=latency,
-                               remedy="" if status == "ok" or not template else _fmt(template, name, port, layer),
+            if status == "ok":
+                fix = ""
+            elif not fix:
+                fix = _fmt(template, name, port, layer) if template else ""
+            rec = probe_record(target, layer, address=address, status=status, latency_ms=latency, remedy=fix,
                                detail=detail + dns_note)
         elif layer == "tls":
             res = memo.get(key, lambda: engines.tls(name, address, port))
@@ -554,6 +549,8 @@ def _run_chain(target, chain, engines, memo, address, dns_note):
                                remedy=res.get("remedy") or "", detail=res.get("detail") or "",
                                topic=res.get("topic"), environment=res.get("environment"))
             rec["provider"] = dict((k, res.get(k)) for k in PROVIDER_KEYS)
+        if getattr(engines, "proxy_display", None) and layer != "udp":
+            rec["proxy"] = engines.proxy_display
         out.append(rec)
         if rec["status"] != "ok" and not (layer == "udp" and rec["status"] == "no_answer"):
             stop = "%s %s" % (layer, rec["status"])
@@ -578,12 +575,16 @@ def run(targets, layers, engines, concurrency=32, mdm_urls=(), proxied=False):
     that resolves the names, so the dns layer (when asked) is reported but
     does not stop the later layers, and no local address is used.
     """
+    targets = _unique(targets)
     workers = max(1, min(int(concurrency), 256))
     memo = _Memo()
     with ThreadPoolExecutor(max_workers=workers) as pool:
         # names to resolve: those of targets without a pinned address (needed to connect), and every name when the
         # dns layer is asked for (reported)
-        need = sorted({t["name"] for t in targets if t["name"] and ("dns" in layers or (not proxied and not t["address"]))})
+        def direct(t):
+            return not proxied or t["protocol"] == "udp"
+        need = sorted({t["name"] for t in targets if t["name"] and (
+            "dns" in layers or (direct(t) and not t["address"] and plan_layers(t, layers)))})
 
         def timed_resolve(n):
             start = time.monotonic()
@@ -607,12 +608,12 @@ def run(targets, layers, engines, concurrency=32, mdm_urls=(), proxied=False):
                 (addrs, err), latency = resolved[t["name"]]
                 if "dns" in layers:
                     dns.append(_dns_probe(t, (addrs, err), latency))
-                if not proxied and not address:
+                if direct(t) and not address:
                     if err:
                         stop = "dns dns_failed for %s" % t["name"]
                     else:
                         address = addrs[0]
-            if proxied and not t["address"]:
+            if not direct(t) and not t["address"]:
                 address = None
             if t["address"]:
                 note = " (address given in endpoints)"
@@ -633,8 +634,21 @@ def run(targets, layers, engines, concurrency=32, mdm_urls=(), proxied=False):
                    "detail": res.get("detail") or ""}
             rec["ats"] = dict((k, res.get(k)) for k in ATS_KEYS)
             rec["ats"]["url"] = url
+            if getattr(engines, "proxy_display", None):
+                rec["proxy"] = engines.proxy_display
             probes.append(rec)
     return _dedupe_dns(probes)
+
+
+def _unique(targets):
+    """Targets without repeats (the same endpoint given twice for the same service is reported once)."""
+    seen, out = set(), []
+    for t in targets:
+        key = tuple(t.get(k) for k in ("service", "host", "name", "port", "protocol", "address", "tls"))
+        if key not in seen:
+            seen.add(key)
+            out.append(t)
+    return out
 
 
 def _dedupe_dns(probes):

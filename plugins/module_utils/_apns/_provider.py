@@ -33,8 +33,16 @@ the install hint (modules turn it into a ``msg``).
 The client certificate and key go to ``ssl`` through a private temporary file
 (0600 from creation, in a 0700 directory), deleted as soon as the context has
 loaded it.  ``connect(address, port, timeout) -> socket`` (as in ``_tls``) lets
-a proxy layer hand in a socket already tunnelled through HTTP CONNECT;
-``proxy`` is passed to httpx as is.
+a caller hand in its own socket; ``proxy`` (``http://[user:pass@]host:port`` or a
+``_proxy.ProxyConfig``) tunnels through an HTTP CONNECT proxy with
+``_proxy.connector`` (the proxy resolves the name), so a proxy that refuses
+is named (``proxy_refused``, ``proxy_auth_required``, ``proxy_unreachable``)
+and one that re-signs TLS is ``intercepted``, naming its CA.
+
+When the server's certificate does not validate, the chain is read once more
+without validation (one more handshake, no request): a chain ending outside
+``expected_roots`` is ``intercepted`` (naming the issuer found), anything else
+stays ``tls_failed``.
 """
 
 from __future__ import annotations
@@ -55,7 +63,8 @@ DUMMY_TOKEN = "0" * 64
 ENDPOINTS = {"production": "api.push.apple.com", "sandbox": "api.sandbox.push.apple.com"}
 PORTS = (443, 2197)
 STATUSES = ("ok", "certificate_rejected", "wrong_environment", "topic_disallowed", "throttled", "apns_error",
-            "timeout", "tls_failed", "intercepted", "refused", "unreachable", "blocked_locally", "error")
+            "dns_failed", "timeout", "tls_failed", "intercepted", "proxy_auth_required", "proxy_refused", "refused",
+            "unreachable", "proxy_unreachable", "blocked_locally", "error")
 
 ACCEPTED_400 = ("BadDeviceToken", "DeviceTokenNotForTopic", "BadCollapseId", "BadExpirationDate",
                 "BadMessageId", "BadPriority", "PayloadEmpty", "PayloadTooLarge", "InvalidPushType")
@@ -84,6 +93,10 @@ REMEDIES = {
     "unreachable": _tls.REMEDIES["unreachable"],
     "blocked_locally": _tls.REMEDIES["blocked_locally"],
     "intercepted": _tls.REMEDIES["intercepted"],
+    "dns_failed": _tls.REMEDIES["dns_failed"],
+    "proxy_refused": _tls.REMEDIES["proxy_refused"],
+    "proxy_auth_required": _tls.REMEDIES["proxy_auth_required"],
+    "proxy_unreachable": _tls.REMEDIES["proxy_unreachable"],
     "error": "Unexpected answer or error from {host}:{port} ({reason}); see detail.",
 }
 
@@ -139,6 +152,9 @@ def _causes(exc):
 def classify_exception(exc):
     """(status, reason) for an exception raised by the HTTP/2 exchange (httpx, ssl, socket).  Pure."""
     chain = _causes(exc)
+    for err in chain:
+        if getattr(err, "proxy_status", None):      # _proxy.ProxyError: classified by the proxy layer
+            return err.proxy_status, str(err)
     names = [type(e).__name__ for e in chain]
     text = " ".join(str(e) for e in chain)
     upper = text.upper()
@@ -256,23 +272,31 @@ def provider_probe(host, port, address=None, cert_pem=None, key_pem=None, topic=
     """One ``POST /3/device/<token>`` to ``host``:``port`` (dialled at ``address`` if given).
 
     ``cert_pem`` (the certificate, then its chain) and ``key_pem`` (unencrypted)
-    are bytes, see :func:`client_material`.  ``proxy`` (``http://[user:pass@]host:port``)
-    goes to httpx, which tunnels with CONNECT and lets the proxy resolve ``host``
-    (``address`` is then not used); ``connect(address, port, timeout) -> socket``
-    replaces the TCP connection (a proxy layer's tunnel).  ``expected_roots``
+    are bytes, see :func:`client_material`.  ``proxy`` (``http://[user:pass@]host:port``
+    or a ``_proxy.ProxyConfig``; ValueError when malformed) tunnels through that HTTP
+    CONNECT proxy, which resolves ``host`` (``address`` is then not used);
+    ``connect(address, port, timeout) -> socket`` replaces the TCP connection.  ``expected_roots``
     as in ``_tls``: an answer over a server chain ending elsewhere did not come
     from APNs, the status is then ``intercepted``.
 
     Returns a dict: status, http_status, reason, apns_id, latency_ms, remedy,
     detail, plus host, port, address, topic, environment, http_version,
-    tls_version, root (the root the server chain ends at, by name).
+    tls_version, root (the root the server chain ends at, by name), and with a
+    proxy: proxy (``http://host:port``, never the credentials).
     Raises :class:`ProviderUnavailable` when httpx/h2 are missing.
     """
     httpx = _import_httpx()
+    proxy_cfg = None
+    if proxy:
+        from ansible_collections.mdmops.apple.plugins.module_utils._apns import _proxy
+        proxy_cfg = _proxy.parse_proxy(proxy)
+        connect, address = _proxy.connector(proxy_cfg), None
     environment = environment or ("sandbox" if "sandbox" in (host or "") else "production")
     result = {"host": host, "port": port, "address": address, "topic": topic, "environment": environment,
               "status": None, "http_status": None, "reason": None, "apns_id": None, "http_version": None,
               "tls_version": None, "root": None, "latency_ms": None, "remedy": "", "detail": ""}
+    if proxy_cfg is not None:
+        result["proxy"] = proxy_cfg.display
     fmt = dict(host=host, port=port, topic=topic or "", environment=environment)
     start = time.monotonic()
     try:
@@ -284,8 +308,8 @@ def provider_probe(host, port, address=None, cert_pem=None, key_pem=None, topic=
     headers, body = _headers(host, port, topic)
     url = "https://%s:%d/3/device/%s" % (host, port, token)
     try:
-        transport = httpx.HTTPTransport(verify=ctx, http1=False, http2=True, retries=0, proxy=proxy)
-        if (address or connect) and not proxy:
+        transport = httpx.HTTPTransport(verify=ctx, http1=False, http2=True, retries=0)
+        if address or connect:
             pool = getattr(transport, "_pool", None)
             if not hasattr(pool, "_network_backend"):   # httpx/httpcore changed: never dial another address
                 raise ProviderUnavailable("this httpx/httpcore version (httpx %s) cannot dial a given address; "
@@ -324,9 +348,36 @@ def provider_probe(host, port, address=None, cert_pem=None, key_pem=None, topic=
         status, reason = classify_exception(exc)
         fmt.update(reason=reason, http_status="")
         detail = "POST /3/device/<dummy> to %s:%s (%s): %s" % (host, port, environment, reason)
+        proxy_err = next((e for e in _causes(exc) if getattr(e, "proxy_status", None)), None)
+        if proxy_err is not None and getattr(proxy_err, "remedy", None):
+            fmt["fixed_remedy"] = proxy_err.remedy
+        if status == "tls_failed" and reason.startswith("server certificate not trusted"):
+            issuer = _reread_root(host, port, address, timeout, connect, expected_roots)
+            if issuer:
+                status = "intercepted"
+                fmt.update(issuer=issuer)
+                detail = ("HTTPS inspection on %s:%s: the server chain ends at '%s', not at %s (%s); Apple requires "
+                          "these hosts not be inspected" % (host, port, issuer, " or ".join(
+                              "'%s'" % r for r in expected_roots), reason))
         if status == "tls_failed" and any(w in reason.lower() for w in ("eof", "reset", "closed")):
             detail += ("; under TLS 1.3 a server that refuses the client certificate can also close this way: "
                        "check the certificate's validity and issuer too")
+    fixed = fmt.pop("fixed_remedy", None)
     result.update(status=status, latency_ms=round((time.monotonic() - start) * 1000.0, 1),
-                  remedy=remedy(status, **fmt), detail=detail)
+                  remedy=fixed or remedy(status, **fmt), detail=detail)
     return result
+
+
+def _reread_root(host, port, address, timeout, connect, expected_roots):
+    """After a failed server validation: the root the chain ends at when it is not an expected one, else None.
+
+    One more handshake (no request), without validation, over the same path
+    (``address`` or ``connect``: the same proxy tunnel)."""
+    if not expected_roots:
+        return None
+    hs = _tls._handshake(address or host, port, host, ["h2"], timeout, False, None, connect or _tls.default_connect)
+    chain = [_tls.parse_der(d) for d in hs.get("chain_der") or []]
+    name, dn = _tls.chain_root(chain)
+    if hs.get("chain_source") == "leaf_only" or not chain or _tls.root_matches(name, dn, expected_roots):
+        return None
+    return name

@@ -33,8 +33,13 @@ wrong or no ALPN), plus the TCP ones of ``_probe`` (``refused``, ``timeout``,
 one-line ``remedy``.
 
 ``tls_probe`` takes an optional ``connect(address, port, timeout)`` callable
-that returns a connected socket, so a later proxy layer can hand in a socket
-already tunnelled through HTTP CONNECT.
+that returns a connected socket: ``_proxy.connector(proxy)`` hands in a socket
+tunnelled through an HTTP CONNECT proxy (give no ``address``: the proxy then
+resolves the name).  A proxy's failure (``_proxy.ProxyError``) becomes the
+status it names (``proxy_refused``, ``proxy_auth_required``,
+``proxy_unreachable``, or the target's ``refused``/``timeout``/``unreachable``/
+``dns_failed`` as the proxy saw it) with the proxy's detail and remedy; a proxy
+that re-signs TLS is ``intercepted`` like any other inspecting middlebox.
 """
 
 from __future__ import annotations
@@ -57,8 +62,8 @@ DEFAULT_EXPECTED_ROOTS = ("USERTrust RSA Certification Authority", "AAA Certific
                           "Apple Root CA", "Apple Root CA - G2", "Apple Root CA - G3")
 # TCP ports of the catalog that speak TLS (HTTPS, APNs couriers, APNs provider API)
 TLS_PORTS = (443, 2197, 5223, 8443)
-STATUSES = ("ok", "intercepted", "untrusted", "tls_failed", "refused", "timeout", "unreachable",
-            "blocked_locally", "error")
+STATUSES = ("ok", "dns_failed", "intercepted", "untrusted", "tls_failed", "proxy_auth_required", "proxy_refused",
+            "refused", "timeout", "unreachable", "proxy_unreachable", "blocked_locally", "error")
 
 REMEDIES = {
     "ok": "",
@@ -76,6 +81,13 @@ REMEDIES = {
                  "{host} from TLS inspection.",
     "intercepted": "Exempt {host} from TLS/HTTPS inspection on the proxy or firewall whose CA is '{issuer}': "
                    "Apple requires push hosts not be inspected.",
+    # through an HTTP CONNECT proxy (_proxy.ProxyError carries a remedy naming the proxy; these are the fallback)
+    "dns_failed": "{host} does not resolve for the proxy: fix the DNS the proxy uses.",
+    "proxy_refused": "The proxy refused CONNECT to {host}:{port}: allow CONNECT to {host} on port {port} in its rules.",
+    "proxy_auth_required": "The proxy wants credentials for CONNECT, or refused the ones given: set proxy_username "
+                           "and proxy_password.",
+    "proxy_unreachable": "This host cannot reach its proxy: check the proxy address, that it runs, and the "
+                         "firewalls between this host and the proxy.",
 }
 
 ALPN_REMEDY = ("{host}:{port} did not negotiate ALPN {alpn}: something between this host and Apple terminates or "
@@ -258,6 +270,8 @@ def classify(hs, host, port, expected_roots=DEFAULT_EXPECTED_ROOTS, check_roots=
     """
     if hs.get("tcp_status", "ok") != "ok":
         status = hs["tcp_status"]
+        if hs.get("tcp_remedy"):        # a proxy's error: its detail names the proxy and the target
+            return status, hs.get("tcp_error") or status, hs["tcp_remedy"]
         detail = "TCP %s:%s: %s" % (host, port, hs.get("tcp_error") or status)
         return status, detail, _fmt_remedy(status if status in REMEDIES else "error", host=host, port=port)
     if hs.get("tls_error"):
@@ -360,7 +374,8 @@ def _handshake(target, port, sni, alpn, timeout, verify, ca_path, connect):
     try:
         sock = connect(target, port, timeout)
     except (OSError, socket.timeout) as exc:
-        hs.update(tcp_status=_tcp_status(exc), tcp_error=str(exc) or "timed out")
+        hs.update(tcp_status=_tcp_status(exc), tcp_error=str(exc) or "timed out",
+                  tcp_remedy=getattr(exc, "remedy", None))
         return hs
     try:
         sock.settimeout(timeout)

@@ -103,10 +103,12 @@ def test_parse_mdm_url():
     assert c.parse_mdm_url("https://MDM.example.com:8443/mdm") == ("https://MDM.example.com:8443/mdm",
                                                                    "mdm.example.com", 8443)
     assert c.parse_mdm_url("https://mdm.example.com/checkin")[2] == 443
-    for url, words in (("http://mdm.example.com/", "must be an https:// URL"), ("https:///x", "has no host"),
-                       ("https://mdm.example.com:99999/", "not a URL"), ("", "not a URL")):
-        with pytest.raises(c.ConnectivityError, match=words):
+    for url, words in (("http://mdm.example.com/", "give an https:// URL"), ("https:///x", "has no host"),
+                       ("https://mdm.example.com:99999/", "not a valid URL"), ("", "give an https URL"),
+                       ("https://u:p@mdm.example.com/", "carries credentials")):
+        with pytest.raises(c.ConnectivityError, match=words) as info:
             c.parse_mdm_url(url, 2)
+        assert str(info.value).startswith("mdm_urls[2]: ")
 
 
 # ---------------------------------------------------------------- selection and planning
@@ -180,7 +182,7 @@ class Engines(object):
 
     def tcp(self, name, address, port):
         self._log("tcp", name, address, port)
-        return self.answers.get(("tcp", name, port), "ok"), 0.5, "TCP %s:%s" % (name, port)
+        return self.answers.get(("tcp", name, port), "ok"), 0.5, "TCP %s:%s" % (name, port), None
 
     udp = tcp
 
@@ -257,13 +259,22 @@ def test_given_address_and_proxy():
     eng = Engines()
     c.run([_target("api.push.apple.com", 443)], ["tcp"], eng, proxied=True)
     assert [call for call in eng.calls if call[0] == "dns"] == []               # the proxy resolves
+    # UDP cannot cross an HTTP proxy: resolved here and sent directly
+    eng = Engines()
+    udp = c.run([_target("time.apple.com", 123, protocol="udp")], ["udp"], eng, proxied=True)
+    assert [(p["layer"], p["address"]) for p in udp] == [("udp", "192.0.2.10")]
+    assert ("dns", "time.apple.com") in eng.calls
+    # a name no requested layer needs is not resolved
+    eng = Engines()
+    c.run([_target("gdmf.apple.com", 443), _target("api.push.apple.com", 443)], ["provider"], eng)
+    assert [call for call in eng.calls if call[0] == "dns"] == [("dns", "api.push.apple.com")]
 
 
 def test_unmapped_wildcard_is_skipped_and_ats_probes_come_last():
     wild = dict(_target("*.example.com", 443), name=None)
     eng = Engines()
-    probes = c.run([wild], ["dns", "tcp", "tls", "ats"], eng, mdm_urls=[("https://mdm.example.com/mdm",
-                                                                          "mdm.example.com", 443)])
+    urls = [("https://mdm.example.com/mdm", "mdm.example.com", 443)]
+    probes = c.run([wild], ["dns", "tcp", "tls", "ats"], eng, mdm_urls=urls)
     assert [(p["layer"], p["status"]) for p in probes] == [("dns", "skipped"), ("tcp", "skipped"), ("tls", "skipped"),
                                                            ("ats", "ats_failed")]
     ats = probes[-1]
@@ -299,6 +310,16 @@ def test_probes_feed_the_report_writers():
                                                                                             "provider"]
     assert report.failures[0]["environment"] == "production" and report.failures[0]["remedy"] == "renew"
     assert report.probes[2]["tls_sni"] == "api.push.apple.com" and report.certificates[0]["not_after_epoch"]
+    # every writer takes the module's result as is
+    from ansible_collections.mdmops.apple.plugins.plugin_utils._report._html import render_html
+    from ansible_collections.mdmops.apple.plugins.plugin_utils._report._junit import render_junit
+    from ansible_collections.mdmops.apple.plugins.plugin_utils._report._prometheus import render_prometheus
+    result = {"probes": probes, "certificates": [{"topic": "com.apple.mgmt.External.x",
+                                                  "not_after": "2030-01-01T00:00:00Z"}]}
+    assert "renew" in render_html(result, fail_on=["wrong_environment"])
+    assert 'failures="1"' in render_junit(result, fail_on=["wrong_environment"])
+    metrics = render_prometheus(result, certificates=result["certificates"])
+    assert 'layer="provider"' in metrics and "push_certificate_expiry_timestamp_seconds" in metrics
 
 
 def test_an_engine_error_is_raised_to_every_asker():
