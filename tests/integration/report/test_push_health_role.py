@@ -1,6 +1,7 @@
 """playbooks/verify_push.yml (the push_health role) on the lab, in one ansible-playbook run over both lab hosts.
 
-corp writes its reports on the controller, dev on the host. The lab's push path answers (the lab root as ca_path), plus one extra endpoint on a port nothing listens on
+corp writes its reports on the controller, dev on the host. The lab's push path answers (the lab root as ca_path; a push certificate the lab's APNs accepts, so the provider
+layer runs and the textfile gets its expiry), plus one extra endpoint on a port nothing listens on
 (refused). With push_health_fail_on naming `refused` the run must fail with a readable summary, and only after
 every report is written: per host a JSON report, a JUnit file that validates against the Jenkins JUnit schema and
 that junitparser reads, an HTML page with the matrix, and a Prometheus textfile that prometheus_client parses.
@@ -14,6 +15,7 @@ import stat
 
 import pytest
 
+from lab import apns
 from tests.lib.ansible_run import run_playbook
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -27,9 +29,16 @@ HOSTS = ("corp", "dev")
 
 def test_verify_push_writes_every_report_then_fails_on_what_was_asked(lab, tmp_path):
     reports = tmp_path / "reports"
+    cert = apns.lab_push_pki(lab).push()      # accepted by the lab's APNs emulator: the provider layer says ok
+    cert_path, key_path = tmp_path / "push.pem", tmp_path / "push.key"
+    cert_path.write_bytes(cert.cert_pem() + cert.chain_pem())
+    key_path.write_bytes(cert.key_pem())
+    key_path.chmod(0o600)
     proc = run_playbook(PLAYBOOK, inventory=lab.inventory, extra_vars={
         "push_health_ca_path": lab.ca_path,
         "push_health_timeout": 3,
+        "push_health_certificate_path": str(cert_path),
+        "push_health_privatekey_path": str(key_path),
         "push_health_endpoints": ["%(host)s:%(port)d" % REFUSED],
         "push_health_fail_on": ["refused", "timeout", "intercepted", "untrusted", "tls_failed", "dns_failed"],
         "push_health_report_dir": str(reports),
@@ -59,7 +68,8 @@ def test_verify_push_writes_every_report_then_fails_on_what_was_asked(lab, tmp_p
             (REFUSED["host"], REFUSED["port"], "refused")}, failing
         assert all(p["remedy"] for p in failing)
         ok = [p for p in report["probes"] if p["status"] == "ok"]
-        assert {"dns", "tcp", "tls"} <= {p["layer"] for p in ok}
+        assert {"dns", "tcp", "tls", "provider"} <= {p["layer"] for p in ok}
+        assert [c["topic"] for c in report["certificates"]] == [cert.topic]
 
         junit = reports / ("push_health_%s.junit.xml" % host)
         schema.validate(str(junit))
@@ -76,5 +86,7 @@ def test_verify_push_writes_every_report_then_fails_on_what_was_asked(lab, tmp_p
         assert probe_ok[(REFUSED["host"], str(REFUSED["port"]), "tcp")] == 0
         assert sum(1 for v in probe_ok.values() if v == 1) > 0
         assert "mdmops_apple_probe_latency_seconds" in families
+        expiry = families["mdmops_apple_push_certificate_expiry_timestamp_seconds"].samples
+        assert [s.labels["topic"] for s in expiry] == [cert.topic] and expiry[0].value > 0
         for path in (junit, textfile):
             assert stat.S_IMODE(path.stat().st_mode) == 0o644
