@@ -349,16 +349,16 @@ def main(argv=None):
         if loop_failed != expected:
             problems.append("wait_for: %d failed (expected the %d blackholed)" % (len(loop_failed), len(expected)))
 
-        print("%-44s %8s %8s %10s" % ("", "task s", "run s", "peak MiB"))
-        print("%-44s %8.2f %8s %10s" % ("push_connectivity, 1 endpoint (fixed cost)", fixed, "",
+        print("%-50s %8s %8s %10s" % ("", "task s", "run s", "peak MiB"))
+        print("%-50s %8.2f %8s %10s" % ("push_connectivity, 1 endpoint (fixed cost)", fixed, "",
                                         "%.1f" % mem[0] if mem else "?"))
-        print("%-44s %8.2f %8.2f %10s" % ("push_connectivity, %d endpoints" % len(main_eps), ours_task, ours_wall,
+        print("%-50s %8.2f %8.2f %10s" % ("push_connectivity, %d endpoints" % len(main_eps), ours_task, ours_wall,
                                           "%.1f" % mem[1] if len(mem) > 1 else "?"))
         if scale:
-            print("%-44s %8.2f %8s %10s" % ("push_connectivity, %d endpoints (%d blackholed)"
+            print("%-50s %8.2f %8s %10s" % ("push_connectivity, %d endpoints (%d blackholed)"
                                             % (scale, held + more_held), scaled_task, "",
                                             "%.1f" % mem[2] if len(mem) > 2 else "?"))
-        print("%-44s %8.2f %8.2f %10s" % ("wait_for loop, %d endpoints" % len(main_eps), loop_task, loop_wall,
+        print("%-50s %8.2f %8.2f %10s" % ("wait_for loop, %d endpoints" % len(main_eps), loop_task, loop_wall,
                                           "%.1f" % max(loop_mem) if loop_mem else "?"))
         ratio, wall_ratio = loop_task / ours_task, loop_wall / ours_wall
         bound = 2 * args.timeout + fixed
