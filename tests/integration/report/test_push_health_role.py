@@ -1,10 +1,11 @@
 """playbooks/verify_push.yml (the push_health role) on the lab, in one ansible-playbook run over both lab hosts.
 
-corp writes its reports on the controller, dev on the host. The lab's push path answers (the lab root as ca_path; a push certificate the lab's APNs accepts, so the provider
-layer runs and the textfile gets its expiry), plus one extra endpoint on a port nothing listens on
-(refused). With push_health_fail_on naming `refused` the run must fail with a readable summary, and only after
-every report is written: per host a JSON report, a JUnit file that validates against the Jenkins JUnit schema and
-that junitparser reads, an HTML page with the matrix, and a Prometheus textfile that prometheus_client parses.
+corp writes its reports on the controller, dev on the host. The lab's push path answers (the lab root as
+ca_path; a push certificate the lab's APNs accepts, so the provider layer runs and the textfile gets its expiry),
+plus one extra endpoint on a port nothing listens on (refused). With push_health_fail_on naming `refused` the run
+must fail with a readable summary, and only after every report is written: per host a JSON report, a JUnit file
+that validates against the Jenkins JUnit schema and that junitparser reads, an HTML page with the matrix, and a
+Prometheus textfile that prometheus_client parses.
 (The HTML page in a real browser is test_html_browser.py's.)
 """
 from __future__ import annotations
