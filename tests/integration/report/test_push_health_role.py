@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import sys
 
 import pytest
 
@@ -91,3 +92,22 @@ def test_verify_push_writes_every_report_then_fails_on_what_was_asked(lab, tmp_p
         assert [s.labels["topic"] for s in expiry] == [cert.topic] and expiry[0].value > 0
         for path in (junit, textfile):
             assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_bad_settings_fail_before_anything_is_written(tmp_path):
+    """Two local hosts in one run: a textfile path node_exporter would never read, and a fail_on the module does not
+    know. Each fails with a message saying what to give instead, no traceback, and no report is written."""
+    reports = tmp_path / "reports"
+    proc = run_playbook(PLAYBOOK, inventory="textfile,failon,", extra_vars={
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+        "push_health_services": [], "push_health_endpoints": ["1-courier.push.apple.com:5223"],
+        "push_health_report_dir": str(reports),
+        "push_health_prometheus_textfile": "{{ 'metrics.txt' if inventory_hostname == 'textfile' else '' }}",
+        "push_health_fail_on": "{{ ['nonsense'] if inventory_hostname == 'failon' else [] }}",
+    })
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out[-4000:]
+    assert "Traceback" not in out
+    assert "push_health_prometheus_textfile must be an absolute path ending in .prom" in out, out[-4000:]
+    assert "fail_on: 'nonsense' is neither a status" in out, out[-4000:]
+    assert not reports.exists()
