@@ -27,6 +27,7 @@ compat: deps
 	@bash scripts/compat.sh
 bench: deps
 	@$(PY) bench/firewall_bench.py
+	@$(PY) bench/push_bench.py
 lab-up: deps
 	@$(PY) -m lab up
 lab-down:
