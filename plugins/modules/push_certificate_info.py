@@ -8,11 +8,13 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: push_certificate_info
-short_description: Inspect an Apple MDM push (APNs) certificate
+short_description: Inspect an Apple MDM push (APNs) certificate, in a file or in an MDM console
 version_added: 0.1.0
 description:
   - Reads an MDM push certificate from a file or from inline content, in PEM (certificate alone, with its key,
     or with a chain), DER or PKCS#12 form, and returns its push topic, expiry, issuer, fingerprints and key facts.
+  - With O(console), also (or only) reads what an MDM console holds through its API (topic, serial, expiry, days
+    left: RV(console_certificate)), for monitoring; with a certificate given too, says whether the console holds it.
   - Optionally checks that a private key (O(privatekey_path) or O(privatekey_content), or a key inside the input)
     belongs to the certificate (RV(key_matches)), and compares the certificate with another one
     (for example the one an MDM console currently holds) to tell a renewal from a certificate issued to another
@@ -28,9 +30,25 @@ requirements:
   - cryptography >= 41.0
 extends_documentation_fragment:
   - mdmops.apple.push_certificate_input
+  - mdmops.apple.console
 options:
   certificate_password:
     aliases: [password]
+  console:
+    description:
+      - Read what this MDM console holds (see M(mdmops.apple.push_certificate) for the consoles); the connection
+        options (O(url), O(api_key), ...) are used only with it, so C(module_defaults) for the action group
+        C(group/mdmops.apple.consoles) can set them for every console module of a play.
+      - The console's basic-auth password is given with O(api_key) here (C(password) is still the deprecated alias
+        of O(certificate_password)).
+      - At least one of O(path), O(content) and O(console) is required.
+    type: str
+    choices: [intune, micromdm, nanomdm]
+  topic:
+    description:
+      - The push topic to read from consoles that keep one certificate per topic (NanoMDM).
+      - Defaults to the topic of the certificate given with O(path) or O(content).
+    type: str
   compare_to_path:
     description:
       - Path of another certificate (any supported format) to compare with, typically the certificate in use.
@@ -56,7 +74,7 @@ attributes:
   check_mode:
     description: Can run in check mode and return changed status prediction without modifying target.
     support: full
-    details: The module only reads.
+    details: The module only reads (the console too).
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: N/A
@@ -65,6 +83,7 @@ notes:
   - RV(is_mdm_push) identifies the kind of certificate by its issuer name and topic; it is not a trust check.
 seealso:
   - module: mdmops.apple.push_certificate_request
+  - module: mdmops.apple.push_certificate
 """
 
 EXAMPLES = r"""
@@ -89,6 +108,15 @@ EXAMPLES = r"""
   register: renewed
   failed_when: not renewed.same_topic_as_compared
 
+- name: What a NanoMDM server holds for a topic (monitoring)
+  mdmops.apple.push_certificate_info:
+    console: nanomdm
+    url: https://mdm.example.com:9000
+    api_key: "{{ vault_nanomdm_api_key }}"
+    topic: com.apple.mgmt.External.3f1c6d2e-8a4b-4b6a-9d1e-2f7c5a9b0c11
+  register: held
+  failed_when: not held.console_certificate.holds or held.console_certificate.expires_soon
+
 - name: Inspect a password-protected PKCS#12 bundle
   mdmops.apple.push_certificate_info:
     path: /root/push.p12
@@ -98,61 +126,61 @@ EXAMPLES = r"""
 RETURN = r"""
 subject:
   description: Subject of the certificate, RFC 4514 string (most significant attribute last).
-  returned: success
+  returned: when O(path) or O(content) is given
   type: str
   sample: C=US,CN=APSP:3f1c6d2e-8a4b-4b6a-9d1e-2f7c5a9b0c11,UID=com.apple.mgmt.External.3f1c6d2e-8a4b-4b6a-9d1e-2f7c5a9b0c11
 subject_ordered:
   description: Subject attributes as C([name, value]) pairs in certificate order.
-  returned: success
+  returned: when O(path) or O(content) is given
   type: list
   elements: list
   sample: [["UID", "com.apple.mgmt.External.3f1c6d2e-8a4b-4b6a-9d1e-2f7c5a9b0c11"], ["CN", "APSP:3f1c6d2e-8a4b-4b6a-9d1e-2f7c5a9b0c11"], ["C", "US"]]
 issuer:
   description: Issuer of the certificate, RFC 4514 string.
-  returned: success
+  returned: when O(path) or O(content) is given
   type: str
   sample: C=US,O=Apple Inc.,OU=Apple Certification Authority,CN=Apple Application Integration 2 Certification Authority
 issuer_ordered:
   description: Issuer attributes as C([name, value]) pairs in certificate order.
-  returned: success
+  returned: when O(path) or O(content) is given
   type: list
   elements: list
   sample: [["CN", "Apple Application Integration 2 Certification Authority"], ["OU", "Apple Certification Authority"]]
 issuer_common_name:
   description: Common name of the issuer.
-  returned: success
+  returned: when O(path) or O(content) is given
   type: str
   sample: Apple Application Integration 2 Certification Authority
 common_name:
   description: Common name of the subject (C(APSP:<uuid>) for an MDM push certificate).
-  returned: success
+  returned: when O(path) or O(content) is given
   type: str
   sample: APSP:3f1c6d2e-8a4b-4b6a-9d1e-2f7c5a9b0c11
 topic:
   description:
     - The push topic, from the subject UID attribute (OID 0.9.2342.19200300.100.1.1).
     - V(null) when the certificate has no UID attribute.
-  returned: success
+  returned: when O(path) or O(content) is given
   type: str
   sample: com.apple.mgmt.External.3f1c6d2e-8a4b-4b6a-9d1e-2f7c5a9b0c11
 serial_number:
   description: Serial number, decimal.
-  returned: success
+  returned: when O(path) or O(content) is given
   type: str
   sample: "1234567890123456789"
 serial_number_hex:
   description: Serial number, uppercase hexadecimal without separators (like C(openssl x509 -serial)).
-  returned: success
+  returned: when O(path) or O(content) is given
   type: str
   sample: 112210F47DE98115
 fingerprint_sha1:
   description: SHA-1 fingerprint of the certificate DER, colon-separated uppercase hex.
-  returned: success
+  returned: when O(path) or O(content) is given
   type: str
   sample: "9F:2B:...:1C"
 fingerprint_sha256:
   description: SHA-256 fingerprint of the certificate DER, colon-separated uppercase hex.
-  returned: success
+  returned: when O(path) or O(content) is given
   type: str
   sample: "4A:7E:...:D0"
 public_key_fingerprint_sha256:
@@ -160,91 +188,91 @@ public_key_fingerprint_sha256:
     - SHA-256 of the certificate's SubjectPublicKeyInfo, colon-separated uppercase hex.
     - Equals C(public_key_fingerprint_sha256) returned by M(mdmops.apple.push_certificate_request) for the key
       whose CSR produced the certificate.
-  returned: success
+  returned: when O(path) or O(content) is given
   type: str
   sample: "0B:33:...:9E"
 public_key_type:
   description: Type of the certificate's public key.
-  returned: success
+  returned: when O(path) or O(content) is given
   type: str
   sample: RSA
 public_key_size:
   description: Size of the public key in bits (curve name for EC keys).
-  returned: success
+  returned: when O(path) or O(content) is given
   type: raw
   sample: 2048
 signature_algorithm:
   description: Signature algorithm of the certificate.
-  returned: success
+  returned: when O(path) or O(content) is given
   type: str
   sample: sha256WithRSAEncryption
 not_before:
   description: Start of validity, ISO 8601 UTC.
-  returned: success
+  returned: when O(path) or O(content) is given
   type: str
   sample: "2025-03-01T10:00:00Z"
 not_after:
   description: End of validity, ISO 8601 UTC.
-  returned: success
+  returned: when O(path) or O(content) is given
   type: str
   sample: "2026-03-01T10:00:00Z"
 days_remaining:
   description: Whole days until RV(not_after); negative once expired.
-  returned: success
+  returned: when O(path) or O(content) is given
   type: int
   sample: 241
 expired:
   description: Whether the certificate has expired.
-  returned: success
+  returned: when O(path) or O(content) is given
   type: bool
   sample: false
 not_yet_valid:
   description: Whether the certificate's validity has not begun yet (often a wrong clock).
-  returned: success
+  returned: when O(path) or O(content) is given
   type: bool
   sample: false
 expires_soon:
   description: Whether the certificate expires within O(expires_within_days) days, or has already expired.
-  returned: success
+  returned: when O(path) or O(content) is given
   type: bool
   sample: false
 is_mdm_push:
   description:
     - Whether the certificate looks like an MDM push certificate, that is issued by
       C(Apple Application Integration 2 Certification Authority) with a topic starting with C(com.apple.mgmt.).
-  returned: success
+  returned: when O(path) or O(content) is given
   type: bool
   sample: true
 mdm_push_reasons:
   description: Why the certificate is not an MDM push certificate; empty when RV(is_mdm_push) is true.
-  returned: success
+  returned: when O(path) or O(content) is given
   type: list
   elements: str
   sample: []
 input_format:
   description: Format the input was read as.
-  returned: success
+  returned: when O(path) or O(content) is given
   type: str
   sample: pem
 certificates_found:
   description: Number of certificates found in the input (leaf plus chain).
-  returned: success
+  returned: when O(path) or O(content) is given
   type: int
   sample: 3
 chain_subjects:
   description: Subjects of the other certificates in the input, issuers of the leaf first.
-  returned: success
+  returned: when O(path) or O(content) is given
   type: list
   elements: str
   sample: ["C=US,O=Apple Inc.,OU=Apple Certification Authority,CN=Apple Application Integration 2 Certification Authority"]
 chain_verified:
   description: Whether the input holds a chain and each certificate's signature verifies with the next one's key.
-  returned: success
+  returned: when O(path) or O(content) is given
   type: bool
   sample: true
 contains_private_key:
   description: Whether the input itself holds a private key (as a PKCS#12 bundle or a combined PEM does).
-  returned: success
+  returned: when O(path) or O(content) is given
   type: bool
   sample: false
 key_matches:
@@ -302,10 +330,106 @@ compared:
       type: str
       returned: always
       sample: "2025-03-01T10:00:00Z"
+console_certificate:
+  description:
+    - What the console holds (never key material).
+  returned: when O(console) is given
+  type: dict
+  contains:
+    console:
+      description: The console's kind.
+      type: str
+      returned: always
+      sample: nanomdm
+    holds:
+      description:
+        - Whether the console holds a push certificate (for O(topic) where it keeps one per topic); V(null) when
+          it cannot tell.
+      type: bool
+      returned: always
+      sample: true
+    known:
+      description: Whether the console could tell what it holds (V(false) for servers without a read route).
+      type: bool
+      returned: always
+      sample: true
+    reason:
+      description: Why it holds nothing or cannot tell; V(null) otherwise.
+      type: str
+      returned: always
+      sample: null
+    topic:
+      description: The topic it holds.
+      type: str
+      returned: always
+      sample: com.apple.mgmt.External.3f1c6d2e-8a4b-4b6a-9d1e-2f7c5a9b0c11
+    serial_number:
+      description: Serial number, decimal; V(null) where its API does not say (NanoMDM).
+      type: str
+      returned: always
+      sample: "1234567890123456789"
+    not_after:
+      description: End of validity, ISO 8601 UTC.
+      type: str
+      returned: always
+      sample: "2026-03-01T10:00:00Z"
+    days_remaining:
+      description: Whole days until RV(console_certificate.not_after); negative once expired.
+      type: int
+      returned: always
+      sample: 241
+    expired:
+      description: Whether it has expired.
+      type: bool
+      returned: always
+      sample: false
+    expires_soon:
+      description: Whether it expires within O(expires_within_days) days or has expired.
+      type: bool
+      returned: always
+      sample: false
+    fingerprint_sha256:
+      description: SHA-256 fingerprint; V(null) where its API does not return the certificate (NanoMDM).
+      type: str
+      returned: always
+      sample: "4A:7E:...:D0"
+    apple_id:
+      description: The Apple Account it records (Intune); V(null) otherwise.
+      type: str
+      returned: always
+      sample: null
+    facts:
+      description: The console's own fields, as it returned them.
+      type: dict
+      returned: always
+      sample: {"topic": "com.apple.mgmt.External.3f1c6d2e-8a4b-4b6a-9d1e-2f7c5a9b0c11", "not_after": "2026-03-01T10:00:00Z"}
+    comparison:
+      description: Whether the console holds the certificate given with O(path) or O(content).
+      type: dict
+      returned: when O(path) or O(content) is given
+      contains:
+        verdict:
+          description: V(same), V(different) or V(unknown) (the console could not tell).
+          type: str
+          returned: always
+          sample: same
+        basis:
+          description: What the verdict rests on.
+          type: str
+          returned: always
+          sample: SHA-256 fingerprint
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.mdmops.apple.plugins.module_utils._consoles import ConsoleError
+from ansible_collections.mdmops.apple.plugins.module_utils._consoles._args import (
+    connect_from_params,
+    console_choice_spec,
+    console_connection_spec,
+    held_summary,
+)
+from ansible_collections.mdmops.apple.plugins.module_utils._consoles._common import certificate_facts
 from ansible_collections.mdmops.apple.plugins.module_utils._push._args import (
     certificate_input_constraints,
     certificate_input_spec,
@@ -326,6 +450,9 @@ def argument_spec() -> dict:
                                      deprecated_aliases={"certificate_password": ["compare_to_password"]})
     spec.update(compare)
     spec["expires_within_days"] = dict(type="int", default=30)
+    spec.update(console_choice_spec(required=False))
+    spec.update(console_connection_spec(password=False))
+    spec["topic"] = dict(type="str")
     return spec
 
 
@@ -333,23 +460,54 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec=argument_spec(),
         supports_check_mode=True,
-        **merge_constraints(certificate_input_constraints(),
-                            certificate_input_constraints("compare_to_", key=False, required=False))
+        **merge_constraints(certificate_input_constraints(required=False),
+                            certificate_input_constraints("compare_to_", key=False, required=False),
+                            {"required_one_of": [("path", "content", "console")]})
     )
     if not HAS_CRYPTOGRAPHY:
         module.fail_json(msg=missing_required_lib("cryptography >= 41.0"), exception=CRYPTOGRAPHY_IMPORT_ERROR)
 
     params = module.params
+    result, cert = {}, None
+    source = CertificateInput.from_params(params)
+    if not source.given and CertificateInput.from_params(params, "compare_to_").given:
+        module.fail_json(msg="compare_to_path and compare_to_content compare with the certificate given with path or "
+                             "content: give one of those too")
+    if source.given:
+        try:
+            result, warnings = certificate_info(
+                source, CertificateInput.from_params(params, "compare_to_"),
+                expires_within_days=params["expires_within_days"],
+            )
+            cert = source.load().certificate
+        except CertificateError as exc:
+            module.fail_json(msg=str(exc))
+        for warning in warnings:
+            module.warn(warning)
+    if params["console"]:
+        result["console_certificate"] = read_console(module, cert)
+    module.exit_json(changed=False, **result)
+
+
+def read_console(module: AnsibleModule, cert) -> dict:
+    params = module.params
     try:
-        result, warnings = certificate_info(
-            CertificateInput.from_params(params), CertificateInput.from_params(params, "compare_to_"),
-            expires_within_days=params["expires_within_days"],
-        )
-    except CertificateError as exc:
-        module.fail_json(msg=str(exc))
+        console, warnings = connect_from_params(params)
+    except ConsoleError as exc:
+        module.fail_json(msg=str(exc), step=exc.step)
     for warning in warnings:
         module.warn(warning)
-    module.exit_json(changed=False, **result)
+    facts = certificate_facts(cert) if cert is not None else None
+    try:
+        held = console.read(params["topic"] or (facts or {}).get("topic"))
+    except ConsoleError as exc:
+        module.fail_json(msg=str(exc), step=exc.step, status=exc.status)
+    finally:
+        console.session.close()
+    summary = held_summary(console, held, facts, params["expires_within_days"])
+    if not summary["known"]:
+        module.warn("%s cannot tell what it holds: %s" % (console.title, summary["reason"]))
+    return summary
 
 
 if __name__ == "__main__":

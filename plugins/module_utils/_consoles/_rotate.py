@@ -50,6 +50,10 @@ except ImportError:  # pragma: no cover - _material reports the missing library
     pass
 
 
+#: Appended to the refusals no option overrides (each refusal names its override or says there is none).
+NO_OVERRIDE = " (no option overrides this)"
+
+
 class RotationRefused(ConsoleError):
     """The guards refused the certificate; nothing was written. ``refusals`` lists each reason."""
 
@@ -125,26 +129,28 @@ def guard(console: Console, spec: RotationSpec, held: Optional[Held],
     cert, at = spec.cert, utc(spec.at)
     for result in (looks_like_mdm_push(cert), already_valid(cert, at), not_expired(cert, at)):
         if not result.ok:
-            refusals.append(result.reason)
+            refusals.append(result.reason + NO_OVERRIDE)
     if not_expired(cert, at).ok:
         result = valid_for_at_least(cert, spec.min_days_valid, at)
         if not result.ok:
-            refusals.append(result.reason + " (min_days_valid=%d)" % spec.min_days_valid)
+            refusals.append(result.reason + " (min_days_valid=%d: a lower min_days_valid accepts it)"
+                            % spec.min_days_valid)
     if console.capabilities.holds_private_key:
         if spec.key is not None:
             warnings.append("%s keeps the private key of its own request: the key given is not sent and not checked"
                             % console.title)
     elif spec.key is None:
         refusals.append("%s needs the certificate's private key: give privatekey_path or privatekey_content"
-                        % console.title)
+                        % console.title + NO_OVERRIDE)
     else:
         result = key_matches(cert, spec.key)
         if not result.ok:
-            refusals.append(result.reason)
+            refusals.append(result.reason + NO_OVERRIDE)
     topic = facts.get("topic")
     if spec.expected_topic and spec.expected_topic != topic:
         refusals.append("the certificate's topic %s is not expected_topic %s: renew the certificate with the Apple "
-                        "Account that created it (its topic stays), or correct expected_topic" % (topic, spec.expected_topic))
+                        "Account that created it (its topic stays), or correct expected_topic" % (topic, spec.expected_topic)
+                        + NO_OVERRIDE)
     if held is None:
         where = (" for topic %s (%s keeps one certificate per topic; it may hold others)" % (topic, console.title)
                  if console.capabilities.per_topic else "")
@@ -172,7 +178,7 @@ def guard(console: Console, spec: RotationSpec, held: Optional[Held],
         held_end, new_end = parse_time(held.not_after), parse_time(facts.get("not_after"))
         if held_end and new_end and new_end < held_end and held.topic == topic:
             refusals.append("downgrade: the certificate expires on %s, before the one the console holds (%s); "
-                            "upload the newest renewal" % (facts.get("not_after"), held.not_after))
+                            "upload the newest renewal" % (facts.get("not_after"), held.not_after) + NO_OVERRIDE)
     return refusals, warnings
 
 
