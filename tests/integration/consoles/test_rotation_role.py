@@ -1,0 +1,123 @@
+"""The push_certificate role through the rotate_push_certificate playbook, in one run from corp against
+the lab's console emulators (in net, HTTPS under the lab CA), one certificate for several consoles:
+
+* NanoMDM holding last year's certificate: the renewal is backed up, uploaded, read back (and, where
+  the push_connectivity module is in this checkout, accepted by the lab's APNs provider API);
+* MicroMDM holding a certificate of another topic (another Apple Account): refused before any write;
+* a console that does not answer: failed, reported, and neither stops nor hides the others.
+
+Asserted on the emulators' own request logs and stores, the JSON report, the backup file, and the
+output at -vvv (no API key, no key material)."""
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from lab import consoles
+from lab.apns import lab_push_pki
+from tests.lib.ansible_run import run_playbook
+
+pytestmark = pytest.mark.lab
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+PLAYBOOK = os.path.join(REPO, "playbooks", "rotate_push_certificate.yml")
+HAS_PUSH_CONNECTIVITY = os.path.exists(os.path.join(REPO, "plugins", "modules", "push_connectivity.py"))
+
+
+def _write(path, data: bytes) -> str:
+    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    return str(path)
+
+
+def _stored_serial(pem: str) -> str:
+    return str(x509.load_pem_x509_certificate(pem.encode()).serial_number)
+
+
+def test_rotation_playbook_updates_refuses_and_reports_each_console(lab, tmp_path):
+    nano, micro = consoles.start(lab, "nanomdm"), consoles.start(lab, "micromdm")
+    try:
+        pki = lab_push_pki(lab)            # the push CAs the lab's APNs emulator trusts
+        current = pki.push(days=200)
+        renewal = pki.renewal(current, days=365)
+        other = pki.push(days=300)         # another Apple Account's topic
+        nano.control.set_held({current.topic: {"cert_pem": current.cert_pem().decode(),
+                                               "key_pem": current.key_pem().decode(), "stored_at": ""}})
+        pkcs1 = other.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                        serialization.NoEncryption())      # what MicroMDM stores and parses
+        micro.control.set_held({"cert_pem": other.cert_pem().decode(), "key_pem": pkcs1.decode()})
+        backups = tmp_path / "backups"
+        backups.mkdir(mode=0o700)
+        report = tmp_path / "report.json"
+        inventory = tmp_path / "inventory.ini"
+        inventory.write_text("corp ansible_connection=local ansible_python_interpreter=%s\n"
+                             "dev ansible_connection=local ansible_python_interpreter=%s\n"
+                             % (lab.interpreter("corp"), lab.interpreter("dev")))
+        host_vars = tmp_path / "host_vars"
+        host_vars.mkdir()
+        (host_vars / "corp.yml").write_text(json.dumps({
+            "push_certificate_consoles": [
+                {"name": "prod nanomdm", "console": "nanomdm", "url": nano.url, "api_key": nano.api_key},
+                {"name": "test micromdm", "console": "micromdm", "url": micro.url, "password": micro.api_key},
+                {"name": "gone", "console": "nanomdm", "url": "https://198.51.100.239:9", "api_key": "k-gone",
+                 "timeout": 3},
+            ],
+            "push_certificate_certificate_path": _write(tmp_path / "renewal.pem", renewal.cert_pem()),
+            "push_certificate_privatekey_path": _write(tmp_path / "renewal.key", renewal.key_pem()),
+            "push_certificate_expected_topic": current.topic,
+            "push_certificate_ca_path": lab.ca_path,
+            "push_certificate_backup_dir": str(backups),
+            "push_certificate_report_path": str(report),
+            "push_certificate_verify_push": HAS_PUSH_CONNECTIVITY,
+            "push_certificate_verify_push_options": {"ca_path": lab.ca_path, "timeout": 5},
+        }))
+        proc = run_playbook(PLAYBOOK, inventory=str(inventory), env={"ANSIBLE_VERBOSITY": "3"})
+        out = proc.stdout + proc.stderr
+        (tmp_path / "output.txt").write_text(out)      # kept for a failing run
+
+        # the play fails, at the end, naming the two consoles not updated; dev (no consoles) is skipped
+        assert proc.returncode != 0, out[-3000:]
+        assert "2 of 3 console(s) not updated: test micromdm, gone" in out, out[-4000:]
+        results = {r["name"]: r for r in json.loads(report.read_text())["consoles"]}
+
+        # NanoMDM: updated, its own store holds the renewal, one write, the old one backed up 0600
+        done = results["prod nanomdm"]
+        assert done["status"] == "updated", done
+        assert done["held_before"]["not_after"][:19] == current.cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%S")
+        assert done["held_after"]["not_after"] == done["new"]["not_after"]
+        assert done["new"]["serial_number"] == str(renewal.cert.serial_number)
+        assert done["verified"] is True
+        assert _stored_serial(nano.control.held()[current.topic]["cert_pem"]) == str(renewal.cert.serial_number)
+        assert [r["method"] for r in nano.control.writes()] == ["PUT"]
+        assert os.path.dirname(done["backup_path"]) == str(backups)
+        assert stat.S_IMODE(os.stat(done["backup_path"]).st_mode) == 0o600
+        assert json.loads(open(done["backup_path"]).read())["topic"] == current.topic
+        if HAS_PUSH_CONNECTIVITY:
+            assert done["push"] == {"ok": True, "probes": ["ok"]}, done
+
+        # MicroMDM: refused before any write, the message names both topics; the emulator got no PUT
+        refused = results["test micromdm"]
+        assert refused["status"] == "refused", refused
+        assert other.topic in refused["msg"] and renewal.topic in refused["msg"]
+        assert "allow_new_topic" in refused["msg"]
+        assert [r["method"] for r in micro.control.requests() if r["method"] != "GET"] == []
+        assert _stored_serial(micro.control.held()["cert_pem"]) == str(other.cert.serial_number)
+
+        # the console that does not answer: failed, with the reason
+        gone = results["gone"]
+        assert gone["status"] == "failed" and "198.51.100.239" in gone["msg"], gone
+
+        # the summary line of each, and no secret anywhere at -vvv
+        assert "prod nanomdm: UPDATED" in out and "test micromdm: REFUSED" in out and "gone: FAILED" in out
+        for secret in (nano.api_key, micro.api_key, "k-gone"):
+            assert secret not in out
+        assert "PRIVATE KEY" not in out
+    finally:
+        lab.stop(nano.process)
+        lab.stop(micro.process)
