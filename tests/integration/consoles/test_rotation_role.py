@@ -4,7 +4,8 @@ the lab's console emulators (in net, HTTPS under the lab CA), one certificate fo
 * NanoMDM holding last year's certificate: the renewal is backed up, uploaded, read back (and, where
   the push_connectivity module is in this checkout, accepted by the lab's APNs provider API);
 * MicroMDM holding a certificate of another topic (another Apple Account): refused before any write;
-* a console that does not answer: failed, reported, and neither stops nor hides the others.
+* a console whose TLS certificate cannot be verified: failed, reported, and neither stops nor hides
+  the others.
 
 Asserted on the emulators' own request logs and stores, the JSON report, the backup file, and the
 output at -vvv (no API key, no key material)."""
@@ -65,8 +66,8 @@ def test_rotation_playbook_updates_refuses_and_reports_each_console(lab, tmp_pat
             "push_certificate_consoles": [
                 {"name": "prod nanomdm", "console": "nanomdm", "url": nano.url, "api_key": nano.api_key},
                 {"name": "test micromdm", "console": "micromdm", "url": micro.url, "password": micro.api_key},
-                {"name": "gone", "console": "nanomdm", "url": "https://198.51.100.239:9", "api_key": "k-gone",
-                 "timeout": 3},
+                # a console whose TLS certificate this host cannot verify (the lab CA not given: system store)
+                {"name": "untrusted", "console": "nanomdm", "url": nano.url, "api_key": "k-untrusted", "ca_path": None},
             ],
             "push_certificate_certificate_path": _write(tmp_path / "renewal.pem", renewal.cert_pem()),
             "push_certificate_privatekey_path": _write(tmp_path / "renewal.key", renewal.key_pem()),
@@ -83,7 +84,7 @@ def test_rotation_playbook_updates_refuses_and_reports_each_console(lab, tmp_pat
 
         # the play fails, at the end, naming the two consoles not updated; dev (no consoles) is skipped
         assert proc.returncode != 0, out[-3000:]
-        assert "2 of 3 console(s) not updated: test micromdm, gone" in out, out[-4000:]
+        assert "2 of 3 console(s) not updated: test micromdm, untrusted" in out, out[-4000:]
         results = {r["name"]: r for r in json.loads(report.read_text())["consoles"]}
 
         # NanoMDM: updated, its own store holds the renewal, one write, the old one backed up 0600
@@ -109,13 +110,13 @@ def test_rotation_playbook_updates_refuses_and_reports_each_console(lab, tmp_pat
         assert [r["method"] for r in micro.control.requests() if r["method"] != "GET"] == []
         assert _stored_serial(micro.control.held()["cert_pem"]) == str(other.cert.serial_number)
 
-        # the console that does not answer: failed, with the reason
-        gone = results["gone"]
-        assert gone["status"] == "failed" and "198.51.100.239" in gone["msg"], gone
+        # the console this host cannot trust: failed, with the reason and the remedy; nothing sent to it
+        untrusted = results["untrusted"]
+        assert untrusted["status"] == "failed" and "ca_path" in untrusted["msg"], untrusted
 
         # the summary line of each, and no secret anywhere at -vvv
-        assert "prod nanomdm: UPDATED" in out and "test micromdm: REFUSED" in out and "gone: FAILED" in out
-        for secret in (nano.api_key, micro.api_key, "k-gone"):
+        assert "prod nanomdm: UPDATED" in out and "test micromdm: REFUSED" in out and "untrusted: FAILED" in out
+        for secret in (nano.api_key, micro.api_key, "k-untrusted"):
             assert secret not in out
         assert "PRIVATE KEY" not in out
     finally:
