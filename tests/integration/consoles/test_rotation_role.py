@@ -122,3 +122,83 @@ def test_rotation_playbook_updates_refuses_and_reports_each_console(lab, tmp_pat
     finally:
         lab.stop(nano.process)
         lab.stop(micro.process)
+
+
+PLAY = """- hosts: corp
+  gather_facts: false
+  tasks:
+    - name: Phase request
+      ansible.builtin.include_role:
+        name: mdmops.apple.push_certificate
+      vars:
+        push_certificate_phase: request
+        push_certificate_privatekey_path: %(dir)s/new.key
+        push_certificate_csr_path: %(dir)s/new.csr
+        push_certificate_next_steps_path: %(dir)s/NEXT_STEPS.txt
+    - name: Keep the results of the request phase
+      ansible.builtin.copy:
+        content: "{{ push_certificate_results | to_json }}"
+        dest: %(dir)s/request.json
+        mode: "0644"
+    - name: Phase install, dry run, with the renewal
+      ansible.builtin.include_role:
+        name: mdmops.apple.push_certificate
+      vars:
+        push_certificate_dry_run: true
+        push_certificate_fail_on_error: false
+        push_certificate_certificate_path: %(dir)s/renewal.pem
+        push_certificate_privatekey_path: %(dir)s/renewal.key
+        push_certificate_report_path: %(dir)s/dry.json
+"""
+
+
+def test_request_phase_then_dry_run_write_nothing_to_the_consoles(lab, tmp_path):
+    nano, micro = consoles.start(lab, "nanomdm"), consoles.start(lab, "micromdm")
+    try:
+        pki = lab_push_pki(lab)
+        current = pki.push(days=200)
+        renewal = pki.renewal(current, days=365)
+        nano.control.set_held({current.topic: {"cert_pem": current.cert_pem().decode(),
+                                               "key_pem": current.key_pem().decode(), "stored_at": ""}})
+        _write(tmp_path / "renewal.pem", renewal.cert_pem())
+        _write(tmp_path / "renewal.key", renewal.key_pem())
+        inventory = tmp_path / "inventory.ini"
+        inventory.write_text("corp ansible_connection=local ansible_python_interpreter=%s\n" % lab.interpreter("corp"))
+        (tmp_path / "host_vars").mkdir()
+        (tmp_path / "host_vars" / "corp.yml").write_text(json.dumps({
+            "push_certificate_consoles": [
+                {"name": "prod nanomdm", "console": "nanomdm", "url": nano.url, "api_key": nano.api_key},
+                {"name": "new micromdm", "console": "micromdm", "url": micro.url, "api_key": micro.api_key},
+            ],
+            "push_certificate_expected_topic": current.topic,
+            "push_certificate_ca_path": lab.ca_path,
+        }))
+        play = tmp_path / "play.yml"
+        play.write_text(PLAY % {"dir": tmp_path})
+        proc = run_playbook(str(play), inventory=str(inventory))
+        out = proc.stdout + proc.stderr
+        (tmp_path / "output.txt").write_text(out)
+        assert proc.returncode == 0, out[-4000:]
+
+        # request: a new key (0600) and its CSR, the next steps naming the topic to keep and the files
+        requested = {r["name"]: r for r in json.loads((tmp_path / "request.json").read_text())}
+        assert all(r["status"] == "requested" for r in requested.values()), requested
+        assert stat.S_IMODE(os.stat(tmp_path / "new.key").st_mode) == 0o600
+        assert (tmp_path / "new.csr").read_text().startswith("-----BEGIN CERTIFICATE REQUEST-----")
+        steps = (tmp_path / "NEXT_STEPS.txt").read_text()
+        assert "holds topic %s" % current.topic in steps and "Renew" in steps
+        assert "push_certificate_expected_topic=%s" % current.topic in steps
+        assert "holds no push certificate: this is a first setup" in steps     # the empty MicroMDM
+        assert "2. Choose Create a Certificate." in steps and "push_certificate_allow_new_topic=true" in steps
+        assert str(tmp_path / "new.csr") in steps
+
+        # dry run: the renewal would go to NanoMDM, MicroMDM (holds nothing) is refused; nothing written
+        dry = {r["name"]: r for r in json.loads((tmp_path / "dry.json").read_text())["consoles"]}
+        assert dry["prod nanomdm"]["status"] == "pending", dry
+        assert dry["new micromdm"]["status"] == "refused" and "allow_new_topic" in dry["new micromdm"]["msg"]
+        assert "prod nanomdm: WOULD UPDATE" in out
+        assert nano.control.writes() == [] and micro.control.writes() == []
+        assert nano.api_key not in out and micro.api_key not in out
+    finally:
+        lab.stop(nano.process)
+        lab.stop(micro.process)
