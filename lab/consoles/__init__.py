@@ -28,13 +28,15 @@ from typing import Optional
 
 from lab.consoles._server import Control, ConsoleServer
 
-KINDS = ("nanomdm", "micromdm")
+KINDS = ("nanomdm", "micromdm", "intune")
 # name -> (kind, variant, lab address, port); 198.51.100.230-239 are reserved for console emulators
 LAB_CONSOLES = {
     "nanomdm": ("nanomdm", "current", "198.51.100.230", 9000),
     "nanomdm-old": ("nanomdm", "old", "198.51.100.231", 9000),
     "micromdm": ("micromdm", "current", "198.51.100.232", 9443),
     "micromdm-old": ("micromdm", "old", "198.51.100.233", 9443),
+    # Microsoft Graph and its token endpoint on one address (url and token_url both point here)
+    "intune": ("intune", "current", "198.51.100.234", 9444),
 }
 
 

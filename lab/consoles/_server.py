@@ -175,8 +175,7 @@ class ConsoleHandler(BaseHTTPRequestHandler):
         auth = self._auth()
         entry["auth"] = auth
         if auth != "ok":
-            status, headers, out = 401, {"WWW-Authenticate": 'Basic realm="%s"' % self.realm,
-                                         "Content-Type": "text/plain; charset=utf-8"}, self.unauthorized_body
+            status, headers, out = self.unauthorized(auth)
         else:
             fault = self.server.take_fault(method)
             if fault:
@@ -193,6 +192,11 @@ class ConsoleHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(out)))
         self.end_headers()
         self.wfile.write(out)
+
+    def unauthorized(self, auth: str) -> Tuple[int, Dict[str, str], bytes]:
+        """The answer to a request whose ``_auth()`` was not ``ok`` (basic auth's 401 here)."""
+        return 401, {"WWW-Authenticate": 'Basic realm="%s"' % self.realm,
+                     "Content-Type": "text/plain; charset=utf-8"}, self.unauthorized_body
 
     def _answer(self, fault: Optional[Dict[str, Any]], method: str, path: str, query: Dict[str, List[str]],
                 body: bytes) -> Tuple[Optional[int], Dict[str, str], bytes]:

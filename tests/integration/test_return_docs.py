@@ -78,6 +78,30 @@ def test_network_probe(lab):
 
 
 @pytest.mark.lab
+def test_push_connectivity(lab, tmp_path):
+    from lab import apns, ats, proxies
+    cert = apns.lab_push_pki(lab).push()
+    (tmp_path / "push.pem").write_bytes(cert.cert_pem() + cert.chain_pem())
+    (tmp_path / "push.key").write_bytes(cert.key_pem())
+    ats.ensure(lab)
+    urls = ["https://%s/mdm" % ats.HOSTS[p] for p in ("good", "sha1")]
+    # every layer (dns with addresses, tcp, tls, provider, ats with a failed requirement), certificates
+    full = ok(run_module("mdmops.apple.push_connectivity", {
+        "services": ["push_provider"], "endpoints": ["1-courier.push.apple.com:5223"], "timeout": 2,
+        "ca_path": lab.ca_path, "certificate_path": str(tmp_path / "push.pem"),
+        "privatekey_path": str(tmp_path / "push.key"), "mdm_urls": urls}, interpreter=lab.interpreter("corp")))
+    # through the lab's CONNECT proxy (proxy)
+    proxies.start(lab)
+    try:
+        proxied = ok(run_module("mdmops.apple.push_connectivity", {
+            "services": [], "endpoints": ["api.push.apple.com:443"], "timeout": 2, "ca_path": lab.ca_path,
+            "proxy": proxies.url("clean"), "mdm_urls": urls[:1]}, interpreter=lab.interpreter("corp")))
+    finally:
+        lab.stop(proxies.NAME)
+    check_return_doc("push_connectivity", full, proxied, exhaustive=True)
+
+
+@pytest.mark.lab
 def test_egress_firewall(lab):
     # this lab's own state directory: runs side by side (xdist workers, older cores) share the file system
     state_dir = os.path.join(lab.state_dir, "egress-firewall")

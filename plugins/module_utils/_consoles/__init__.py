@@ -46,8 +46,9 @@ from ansible_collections.mdmops.apple.plugins.module_utils._http import HttpErro
 REGISTRY = {
     "nanomdm": "nanomdm",
     "micromdm": "micromdm",
+    "intune": "intune",
 }
-PLANNED = ("intune", "workspace_one", "jamf_pro", "simplemdm", "fleet")
+PLANNED = ("workspace_one", "jamf_pro", "simplemdm", "fleet")
 
 
 class ConsoleError(Exception):

@@ -14,10 +14,10 @@ def push():
 
 
 def test_registry():
-    assert c.names() == ("micromdm", "nanomdm")
+    assert c.names() == ("intune", "micromdm", "nanomdm")
     assert c.get("NanoMDM").name == "nanomdm"
     with pytest.raises(c.ConsoleError, match="planned but not supported yet") as err:
-        c.get("intune")
+        c.get("workspace_one")
     assert err.value.kind == "unsupported"
     with pytest.raises(c.ConsoleError, match="unknown console 'jamf'"):
         c.get("jamf")
