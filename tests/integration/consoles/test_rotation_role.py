@@ -1,8 +1,8 @@
 """The push_certificate role through the rotate_push_certificate playbook, in one run from corp against
 the lab's console emulators (in net, HTTPS under the lab CA), one certificate for several consoles:
 
-* NanoMDM holding last year's certificate: the renewal is backed up, uploaded, read back (and, where
-  the push_connectivity module is in this checkout, accepted by the lab's APNs provider API);
+* NanoMDM holding last year's certificate: the renewal is backed up, uploaded, read back, and
+  accepted by the lab's APNs provider API (push_certificate_verify_push);
 * MicroMDM holding a certificate of another topic (another Apple Account): refused before any write;
 * a console whose TLS certificate cannot be verified: failed, reported, and neither stops nor hides
   the others.
@@ -27,7 +27,6 @@ pytestmark = pytest.mark.lab
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 PLAYBOOK = os.path.join(REPO, "playbooks", "rotate_push_certificate.yml")
-HAS_PUSH_CONNECTIVITY = os.path.exists(os.path.join(REPO, "plugins", "modules", "push_connectivity.py"))
 
 
 def _write(path, data: bytes) -> str:
@@ -75,7 +74,7 @@ def test_rotation_playbook_updates_refuses_and_reports_each_console(lab, tmp_pat
             "push_certificate_ca_path": lab.ca_path,
             "push_certificate_backup_dir": str(backups),
             "push_certificate_report_path": str(report),
-            "push_certificate_verify_push": HAS_PUSH_CONNECTIVITY,
+            "push_certificate_verify_push": True,
             "push_certificate_verify_push_options": {"ca_path": lab.ca_path, "timeout": 5},
         }))
         proc = run_playbook(PLAYBOOK, inventory=str(inventory), env={"ANSIBLE_VERBOSITY": "3"})
@@ -99,8 +98,7 @@ def test_rotation_playbook_updates_refuses_and_reports_each_console(lab, tmp_pat
         assert os.path.dirname(done["backup_path"]) == str(backups)
         assert stat.S_IMODE(os.stat(done["backup_path"]).st_mode) == 0o600
         assert json.loads(open(done["backup_path"]).read())["topic"] == current.topic
-        if HAS_PUSH_CONNECTIVITY:
-            assert done["push"] == {"ok": True, "probes": ["ok"]}, done
+        assert done["push"] == {"ok": True, "probes": ["ok"]}, done     # the lab's APNs accepted the renewal
 
         # MicroMDM: refused before any write, the message names both topics; the emulator got no PUT
         refused = results["test micromdm"]
