@@ -16,8 +16,9 @@ options:
     description:
       - Base URL of the console's API, V(https://host[:port]) (a path prefix is kept).
       - V(nanomdm) and V(micromdm), the server itself, for example V(https://mdm.example.com:9000).
-      - V(intune), the Microsoft Graph endpoint, V(https://graph.microsoft.com) (national clouds, for example
-        V(https://graph.microsoft.us)).
+      - V(intune), the root of Microsoft Graph, V(https://graph.microsoft.com) when not given (national clouds, for
+        example V(https://graph.microsoft.us)); without a path.
+      - Required for the other consoles.
     type: str
   token_url:
     description:

@@ -11,8 +11,8 @@ module: push_certificate
 short_description: Upload or renew the Apple MDM push (APNs) certificate of an MDM console, safely
 version_added: 0.1.0
 description:
-  - Puts an MDM push certificate into an MDM console through the console's API (NanoMDM, MicroMDM; Microsoft Intune
-    with its adapter), in five steps that are the same for every console.
+  - Puts an MDM push certificate into an MDM console through the console's API (NanoMDM, MicroMDM, Microsoft
+    Intune), in five steps that are the same for every console.
   - B(Read) what the console holds (NanoMDM keeps one certificate per topic and is read by O(expected_topic), else
     by the new certificate's topic).
   - B(Compare). When the console already holds this certificate (same SHA-256 fingerprint, else same serial and
@@ -22,7 +22,7 @@ description:
     says which option overrides it or that none does. The certificate must be an MDM push certificate (issued by
     Apple Application Integration 2 CA, topic C(com.apple.mgmt.)), valid now and for O(min_days_valid) more days,
     with its private key (unless the console keeps the key of its own request, like Intune); its topic must be
-    O(expected_topic) when given and the topic the console holds (a different topic strands every enrolled device:
+    O(expected_topic) when given and the topic the console holds (a different topic strands every enrolled device;
     O(allow_new_topic) for a deliberate move); a console that holds nothing is a first setup (O(allow_new_topic));
     no downgrade (a certificate that expires before the one the console holds).
   - B(Back up) what the console holds to O(backup_dir) (new files, mode C(0600); metadata as JSON, and the
@@ -46,8 +46,9 @@ options:
     description:
       - The console's kind. V(nanomdm) (U(https://github.com/micromdm/nanomdm), C(PUT /v1/pushcert)),
         V(micromdm) (U(https://github.com/micromdm/micromdm), C(PUT /v1/config/certificate)), V(intune)
-        (Microsoft Graph C(deviceManagement/applePushNotificationCertificate); needs the Intune adapter, a clear
-        error names it when this installation lacks it).
+        (Microsoft Graph C(deviceManagement/applePushNotificationCertificate), OAuth2 client credentials with
+        O(tenant_id), O(client_id), O(client_secret); Intune keeps the private key of the request it made, so only
+        the certificate is sent and O(apple_id) is required).
       - Workspace ONE UEM, Jamf Pro, SimpleMDM and Fleet are planned on the same interface.
     type: str
     required: true
@@ -55,7 +56,7 @@ options:
   state:
     description:
       - V(present) puts the certificate into the console.
-      - V(absent) removes the push certificate where the console's API can (none of the supported ones can: it
+      - V(absent) removes the push certificate where the console's API can (none of the supported ones can; it
         fails and says so, changing nothing).
     type: str
     choices: [present, absent]
@@ -98,8 +99,8 @@ options:
     aliases: [private_key_passphrase]
   apple_id:
     description:
-      - The Apple Account that created the push certificate in Apple's portal, for consoles that record it (Intune
-        requires it with an upload). Ignored by NanoMDM and MicroMDM.
+      - The Apple Account that created the push certificate in Apple's portal, for consoles that record it
+        (required with V(intune)). Ignored by NanoMDM and MicroMDM.
     type: str
   expected_topic:
     description:
@@ -384,6 +385,10 @@ def main() -> None:
 
     if params["min_days_valid"] < 0:
         module.fail_json(msg="min_days_valid must be 0 or more, not %d" % params["min_days_valid"], console=name)
+    if params["state"] == "present" and name == "intune" and not (params["apple_id"] or "").strip():
+        module.fail_json(msg="apple_id is required with console intune: the Apple Account (Managed Apple ID or Apple "
+                             "ID) that created the push certificate in Apple's portal, which Intune records with it; "
+                             "nothing was read or sent", console=name)
     if params["backup_dir"] and not os.path.isdir(params["backup_dir"]):
         module.fail_json(msg="backup_dir %s is not a directory: create it (mode 0700) or correct the option; nothing "
                              "was read or sent" % params["backup_dir"], console=name)

@@ -14,7 +14,7 @@ description:
   - Reads an MDM push certificate from a file or from inline content, in PEM (certificate alone, with its key,
     or with a chain), DER or PKCS#12 form, and returns its push topic, expiry, issuer, fingerprints and key facts.
   - With O(console), also (or only) reads what an MDM console holds through its API (topic, serial, expiry, days
-    left: RV(console_certificate)), for monitoring; with a certificate given too, says whether the console holds it.
+    left, in RV(console_certificate)), for monitoring; with a certificate given too, says whether the console holds it.
   - Optionally checks that a private key (O(privatekey_path) or O(privatekey_content), or a key inside the input)
     belongs to the certificate (RV(key_matches)), and compares the certificate with another one
     (for example the one an MDM console currently holds) to tell a renewal from a certificate issued to another

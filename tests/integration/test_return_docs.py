@@ -31,7 +31,32 @@ def test_push_certificate_info(tmp_path, pki, push):
         "content": renewal.cert_pem().decode() + renewal.key_pem().decode(),
         "compare_to_path": str(current)}))
     plain = ok(run_module("mdmops.apple.push_certificate_info", {"path": str(cert), "private_key_path": str(key)}))
-    check_return_doc("push_certificate_info", full, plain, exhaustive=True)
+    from lab.consoles import Emulator
+    with Emulator("micromdm", tmp_path / "console", tls_dir=tmp_path / "tls") as emu:
+        console = {"console": "micromdm", "url": emu.url, "api_key": emu.api_key, "ca_path": emu.ca_path}
+        held = ok(run_module("mdmops.apple.push_certificate_info", dict(console, path=str(cert))))
+    check_return_doc("push_certificate_info", full, plain, held, exhaustive=True)
+
+
+def test_push_certificate(tmp_path, pki, push):
+    from lab.consoles import Emulator
+    renewal = pki.renewal(push)
+    for stem, issued in (("push", push), ("renewal", renewal)):
+        issued.write(str(tmp_path / (stem + ".pem")), str(tmp_path / (stem + ".key")))
+    (tmp_path / "backups").mkdir()
+    with Emulator("nanomdm", tmp_path / "nanomdm", tls_dir=tmp_path / "tls") as emu, \
+            Emulator("micromdm", tmp_path / "micromdm-old", variant="old", tls_dir=tmp_path / "tls-old") as old:
+        def args(server, stem, **kw):
+            return dict({"console": server.kind, "url": server.url, "api_key": server.api_key,
+                         "ca_path": server.ca_path, "certificate_path": str(tmp_path / (stem + ".pem")),
+                         "privatekey_path": str(tmp_path / (stem + ".key"))}, **kw)
+        first = ok(run_module("mdmops.apple.push_certificate", args(emu, "push", allow_new_topic=True)))
+        renewed = ok(run_module("mdmops.apple.push_certificate", args(emu, "renewal", expected_topic=push.topic,
+                                                                      backup_dir=str(tmp_path / "backups"))))
+        refused = run_module("mdmops.apple.push_certificate", args(emu, "push"))
+        blind = ok(run_module("mdmops.apple.push_certificate", args(old, "push", expected_topic=push.topic)))
+    assert renewed["backup_path"] and refused["failed"] and blind["held_before"]["known"] is False
+    check_return_doc("push_certificate", first, renewed, refused, blind, exhaustive=True)
 
 
 def test_push_certificate_request(tmp_path, pki):

@@ -80,8 +80,9 @@ def _check_keys(result: Dict[str, Any], docs: Dict[str, Any], where: str, proble
         seen.add(name)
         _check(value, docs[key], name, problems, seen)
     if not where:
+        required = ("always",) if result.get("failed") else ("always", "success")   # a failure is no success
         problems.extend("%s: documented as returned %s, missing" % (key, doc["returned"]) for key, doc in docs.items()
-                        if key not in result and doc.get("returned") in ("always", "success"))
+                        if key not in result and doc.get("returned") in required)
 
 
 def _all_names(docs: Dict[str, Any], where: str = "") -> List[str]:

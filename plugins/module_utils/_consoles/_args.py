@@ -50,6 +50,8 @@ DEFAULT_TIMEOUT = 30.0
 #: Credentials an adapter may take (each adapter's ``from_options`` names those it uses).
 CREDENTIALS = ("username", "password", "api_key", "tenant_id", "client_id", "client_secret", "token_url")
 SECRETS = ("password", "api_key", "client_secret")
+#: Consoles whose API has one well-known URL (the adapter's default when ``url`` is not given).
+DEFAULT_URLS = {"intune": "https://graph.microsoft.com"}
 ARRIVES_WITH = {"intune": "the Intune adapter (module_utils/_consoles/intune.py)"}
 
 
@@ -60,7 +62,7 @@ def console_connection_spec(password: bool = True) -> Dict[str, Any]:
     deprecated alias of ``certificate_password`` until 2.0.0)."""
     spec: Dict[str, Any] = {
         "url": dict(type="str"),
-        "token_url": dict(type="str", default="https://login.microsoftonline.com"),
+        "token_url": dict(type="str", default="https://login.microsoftonline.com", no_log=False),  # a URL, not a secret
         "tenant_id": dict(type="str"),
         "client_id": dict(type="str"),
         "client_secret": dict(type="str", no_log=True),
@@ -112,7 +114,7 @@ def connect_from_params(params: Mapping[str, Any]) -> Tuple[Console, List[str]]:
     name = params.get("console")
     check_console(name)
     url = params.get("url")
-    if not url:
+    if not url and name not in DEFAULT_URLS:
         raise ConsoleError("url is required with console %s: the console's API base URL (e.g. https://mdm.example.com)"
                            % name, console=name, step="connect", kind="input")
     cls = get(name)
