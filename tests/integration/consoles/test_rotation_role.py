@@ -4,6 +4,8 @@ the lab's console emulators (in net, HTTPS under the lab CA), one certificate fo
 * NanoMDM holding last year's certificate: the renewal is backed up, uploaded, read back, and
   accepted by the lab's APNs provider API (push_certificate_verify_push);
 * MicroMDM holding a certificate of another topic (another Apple Account): refused before any write;
+* Intune (Microsoft Graph, OAuth2) with its own certificate, on the key Intune keeps: renewed, no key
+  sent, the Apple Account recorded;
 * a console whose TLS certificate cannot be verified: failed, reported, and neither stops nor hides
   the others.
 
@@ -21,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 
 from lab import consoles
 from lab.apns import lab_push_pki
+from lab.consoles import intune as emi
 from tests.lib.ansible_run import run_playbook
 
 pytestmark = pytest.mark.lab
@@ -41,7 +44,7 @@ def _stored_serial(pem: str) -> str:
 
 
 def test_rotation_playbook_updates_refuses_and_reports_each_console(lab, tmp_path):
-    nano, micro = consoles.start(lab, "nanomdm"), consoles.start(lab, "micromdm")
+    nano, micro, graph = consoles.start(lab, "nanomdm"), consoles.start(lab, "micromdm"), consoles.start(lab, "intune")
     try:
         pki = lab_push_pki(lab)            # the push CAs the lab's APNs emulator trusts
         current = pki.push(days=200)
@@ -52,6 +55,12 @@ def test_rotation_playbook_updates_refuses_and_reports_each_console(lab, tmp_pat
         pkcs1 = other.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
                                         serialization.NoEncryption())      # what MicroMDM stores and parses
         micro.control.set_held({"cert_pem": other.cert_pem().decode(), "key_pem": pkcs1.decode()})
+        # Intune keeps the key of its own request: its certificates are on that key, with their own topic
+        intune_key = emi.tenant_key(graph.control)
+        intune_current = pki.push(key=intune_key, days=100)
+        intune_renewal = pki.renewal(intune_current, keep_key=True, days=365)
+        graph.control.set_held(dict(graph.control.held(), cert_pem=intune_current.cert_pem().decode(),
+                                    apple_id="mdm@example.com", upload_status="Succeeded"))
         backups = tmp_path / "backups"
         backups.mkdir(mode=0o700)
         report = tmp_path / "report.json"
@@ -65,6 +74,10 @@ def test_rotation_playbook_updates_refuses_and_reports_each_console(lab, tmp_pat
             "push_certificate_consoles": [
                 {"name": "prod nanomdm", "console": "nanomdm", "url": nano.url, "api_key": nano.api_key},
                 {"name": "test micromdm", "console": "micromdm", "url": micro.url, "password": micro.api_key},
+                {"name": "intune", "console": "intune", "url": graph.url, "token_url": graph.url,
+                 "tenant_id": emi.TENANT_ID, "client_id": emi.CLIENT_ID, "client_secret": graph.api_key,
+                 "apple_id": "mdm@example.com", "expected_topic": intune_current.topic, "privatekey_path": None,
+                 "certificate_path": _write(tmp_path / "intune.pem", intune_renewal.cert_pem())},
                 # a console whose TLS certificate this host cannot verify (the lab CA not given: system store)
                 {"name": "untrusted", "console": "nanomdm", "url": nano.url, "api_key": "k-untrusted", "ca_path": None},
             ],
@@ -83,7 +96,7 @@ def test_rotation_playbook_updates_refuses_and_reports_each_console(lab, tmp_pat
 
         # the play fails, at the end, naming the two consoles not updated; dev (no consoles) is skipped
         assert proc.returncode != 0, out[-3000:]
-        assert "2 of 3 console(s) not updated: test micromdm, untrusted" in out, out[-4000:]
+        assert "2 of 4 console(s) not updated: test micromdm, untrusted" in out, out[-4000:]
         results = {r["name"]: r for r in json.loads(report.read_text())["consoles"]}
 
         # NanoMDM: updated, its own store holds the renewal, one write, the old one backed up 0600
@@ -100,6 +113,13 @@ def test_rotation_playbook_updates_refuses_and_reports_each_console(lab, tmp_pat
         assert json.loads(open(done["backup_path"]).read())["topic"] == current.topic
         assert done["push"] == {"ok": True, "probes": ["ok"]}, done     # the lab's APNs accepted the renewal
 
+        # Intune: renewed with its own certificate, the certificate alone sent (the key stays in Intune)
+        renewed = results["intune"]
+        assert renewed["status"] == "updated" and renewed["verified"] is True, renewed
+        assert emi.held_certificate(graph.control).serial_number == intune_renewal.cert.serial_number
+        assert graph.control.held()["apple_id"] == "mdm@example.com"
+        assert renewed["push"] is None and any("keeps the private key" in w for w in renewed["warnings"]), renewed
+
         # MicroMDM: refused before any write, the message names both topics; the emulator got no PUT
         refused = results["test micromdm"]
         assert refused["status"] == "refused", refused
@@ -114,12 +134,12 @@ def test_rotation_playbook_updates_refuses_and_reports_each_console(lab, tmp_pat
 
         # the summary line of each, and no secret anywhere at -vvv
         assert "prod nanomdm: UPDATED" in out and "test micromdm: REFUSED" in out and "untrusted: FAILED" in out
-        for secret in (nano.api_key, micro.api_key, "k-untrusted"):
+        for secret in (nano.api_key, micro.api_key, graph.api_key, "k-untrusted"):
             assert secret not in out
         assert "PRIVATE KEY" not in out
     finally:
-        lab.stop(nano.process)
-        lab.stop(micro.process)
+        for endpoint in (nano, micro, graph):
+            lab.stop(endpoint.process)
 
 
 PLAY = """- hosts: corp
