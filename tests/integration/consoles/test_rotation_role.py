@@ -7,7 +7,9 @@ the lab's console emulators (in net, HTTPS under the lab CA), one certificate fo
 * Intune (Microsoft Graph, OAuth2) with its own certificate, on the key Intune keeps: renewed, no key
   sent, the Apple Account recorded;
 * a console whose TLS certificate cannot be verified: failed, reported, and neither stops nor hides
-  the others.
+  the others;
+* an old NanoMDM (no read route: it cannot tell what it holds) whose storage fails the upload (500):
+  checked on expected_topic alone, then failed in the second pass, its store unchanged.
 
 Asserted on the emulators' own request logs and stores, the JSON report, the backup file, and the
 output at -vvv (no API key, no key material)."""
@@ -45,6 +47,7 @@ def _stored_serial(pem: str) -> str:
 
 def test_rotation_playbook_updates_refuses_and_reports_each_console(lab, tmp_path):
     nano, micro, graph = consoles.start(lab, "nanomdm"), consoles.start(lab, "micromdm"), consoles.start(lab, "intune")
+    old = consoles.start(lab, "nanomdm-old")
     try:
         pki = lab_push_pki(lab)            # the push CAs the lab's APNs emulator trusts
         current = pki.push(days=200)
@@ -55,6 +58,8 @@ def test_rotation_playbook_updates_refuses_and_reports_each_console(lab, tmp_pat
         pkcs1 = other.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
                                         serialization.NoEncryption())      # what MicroMDM stores and parses
         micro.control.set_held({"cert_pem": other.cert_pem().decode(), "key_pem": pkcs1.decode()})
+        old.control.set_held(nano.control.held())
+        old.control.set_faults([{"method": "PUT", "status": 500, "error": "storage: no space left on device"}])
         # Intune keeps the key of its own request: its certificates are on that key, with their own topic
         intune_key = emi.tenant_key(graph.control)
         intune_current = pki.push(key=intune_key, days=100)
@@ -78,6 +83,7 @@ def test_rotation_playbook_updates_refuses_and_reports_each_console(lab, tmp_pat
                  "tenant_id": emi.TENANT_ID, "client_id": emi.CLIENT_ID, "client_secret": graph.api_key,
                  "apple_id": "mdm@example.com", "expected_topic": intune_current.topic, "privatekey_path": None,
                  "certificate_path": _write(tmp_path / "intune.pem", intune_renewal.cert_pem())},
+                {"name": "old nanomdm", "console": "nanomdm", "url": old.url, "api_key": old.api_key},
                 # a console whose TLS certificate this host cannot verify (the lab CA not given: system store)
                 {"name": "untrusted", "console": "nanomdm", "url": nano.url, "api_key": "k-untrusted", "ca_path": None},
             ],
@@ -96,7 +102,7 @@ def test_rotation_playbook_updates_refuses_and_reports_each_console(lab, tmp_pat
 
         # the play fails, at the end, naming the two consoles not updated; dev (no consoles) is skipped
         assert proc.returncode != 0, out[-3000:]
-        assert "2 of 4 console(s) not updated: test micromdm, untrusted" in out, out[-4000:]
+        assert "3 of 5 console(s) not updated: test micromdm, old nanomdm, untrusted" in out, out[-4000:]
         results = {r["name"]: r for r in json.loads(report.read_text())["consoles"]}
 
         # NanoMDM: updated, its own store holds the renewal, one write, the old one backed up 0600
@@ -128,17 +134,27 @@ def test_rotation_playbook_updates_refuses_and_reports_each_console(lab, tmp_pat
         assert [r["method"] for r in micro.control.requests() if r["method"] != "GET"] == []
         assert _stored_serial(micro.control.held()["cert_pem"]) == str(other.cert.serial_number)
 
+        # the old NanoMDM: it could not tell what it held (checked on expected_topic), the upload failed (500)
+        # in the second pass; reported with the console's answer, its store unchanged
+        failed = results["old nanomdm"]
+        assert failed["status"] == "failed" and "500" in failed["msg"] and "no space left" in failed["msg"], failed
+        assert failed["held_before"]["known"] is False
+        assert any("expected_topic" in w for w in failed["warnings"]), failed
+        assert [(r["method"], r["status"]) for r in old.control.requests() if r["method"] == "PUT"] == [("PUT", 500)]
+        assert _stored_serial(old.control.held()[current.topic]["cert_pem"]) == str(current.cert.serial_number)
+
         # the console this host cannot trust: failed, with the reason and the remedy; nothing sent to it
         untrusted = results["untrusted"]
         assert untrusted["status"] == "failed" and "ca_path" in untrusted["msg"], untrusted
 
         # the summary line of each, and no secret anywhere at -vvv
         assert "prod nanomdm: UPDATED" in out and "test micromdm: REFUSED" in out and "untrusted: FAILED" in out
-        for secret in (nano.api_key, micro.api_key, graph.api_key, "k-untrusted"):
+        assert "old nanomdm: FAILED" in out
+        for secret in (nano.api_key, micro.api_key, graph.api_key, old.api_key, "k-untrusted"):
             assert secret not in out
         assert "PRIVATE KEY" not in out
     finally:
-        for endpoint in (nano, micro, graph):
+        for endpoint in (nano, micro, graph, old):
             lab.stop(endpoint.process)
 
 
