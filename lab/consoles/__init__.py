@@ -144,7 +144,7 @@ def start(lab, name: str = "nanomdm", api_key: Optional[str] = None) -> Endpoint
         return pki.Issued(cert, key, ((parent.cert,) + tuple(parent.chain)) if parent else ())
 
     issuer = load("apple_server", load("usertrust"))
-    cert, key, _ = make_tls(os.path.join(base, "tls"), names=(address,), issuer=issuer)
+    cert, key, _chain = make_tls(os.path.join(base, "tls"), names=(address,), issuer=issuer)
     process = "console-" + name
     lab.spawn("net", process, [sys.executable, "-m", "lab.consoles", "--kind", kind, "--variant", variant,
                                "--listen", address, "--port", str(port), "--state", base,

@@ -157,7 +157,7 @@ class ConsoleHandler(BaseHTTPRequestHandler):
         if not header.startswith("Basic "):
             return "none"
         try:
-            user, _, password = base64.b64decode(header[6:]).decode("utf-8").partition(":")
+            user, _sep, password = base64.b64decode(header[6:]).decode("utf-8").partition(":")
         except (ValueError, UnicodeDecodeError):
             return "bad"
         ok = hmac.compare_digest(user, self.server.user) and hmac.compare_digest(password, self.server.api_key)

@@ -325,7 +325,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.mdmops.apple.plugins.module_utils._consoles import ConsoleError
+from ansible_collections.mdmops.apple.plugins.module_utils._consoles._base import ConsoleError
 from ansible_collections.mdmops.apple.plugins.module_utils._consoles._args import (
     connect_from_params,
     console_choice_spec,

@@ -422,7 +422,7 @@ console_certificate:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.mdmops.apple.plugins.module_utils._consoles import ConsoleError
+from ansible_collections.mdmops.apple.plugins.module_utils._consoles._base import ConsoleError
 from ansible_collections.mdmops.apple.plugins.module_utils._consoles._args import (
     connect_from_params,
     console_choice_spec,

@@ -16,7 +16,7 @@ import inspect
 import math
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from ansible_collections.mdmops.apple.plugins.module_utils._consoles import (
+from ansible_collections.mdmops.apple.plugins.module_utils._consoles._base import (
     PLANNED,
     REGISTRY,
     Console,

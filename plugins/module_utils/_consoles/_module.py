@@ -10,7 +10,7 @@ import datetime as _dt
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from ansible_collections.mdmops.apple.plugins.module_utils._consoles import Console, ConsoleError
+from ansible_collections.mdmops.apple.plugins.module_utils._consoles._base import Console, ConsoleError
 from ansible_collections.mdmops.apple.plugins.module_utils._consoles._rotate import _backup
 from ansible_collections.mdmops.apple.plugins.module_utils._push._material import CertificateInput, utc
 

@@ -29,7 +29,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
-from ansible_collections.mdmops.apple.plugins.module_utils._consoles import Console, ConsoleError, Held, compare
+from ansible_collections.mdmops.apple.plugins.module_utils._consoles._base import Console, ConsoleError, Held, compare
 from ansible_collections.mdmops.apple.plugins.module_utils._consoles._common import (
     certificate_facts,
     parse_time,

@@ -59,7 +59,7 @@ import re
 from typing import Any, Dict, List, Optional
 from urllib.parse import quote, urlsplit
 
-from ansible_collections.mdmops.apple.plugins.module_utils._consoles import (
+from ansible_collections.mdmops.apple.plugins.module_utils._consoles._base import (
     Capabilities,
     Console,
     ConsoleError,

@@ -28,7 +28,7 @@ import base64
 import binascii
 from typing import Any, Dict, Optional
 
-from ansible_collections.mdmops.apple.plugins.module_utils._consoles import (
+from ansible_collections.mdmops.apple.plugins.module_utils._consoles._base import (
     Capabilities,
     Console,
     ConsoleError,

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
-from ansible_collections.mdmops.apple.plugins.module_utils._consoles import (
+from ansible_collections.mdmops.apple.plugins.module_utils._consoles._base import (
     Capabilities,
     Console,
     ConsoleError,

@@ -14,7 +14,7 @@ class FewKeys(ApplePushPKI):
 
     def __init__(self):
         super().__init__()
-        self.keys = [rsa_key() for _ in range(3)]
+        self.keys = [rsa_key() for _i in range(3)]
         self.turn = 0
 
     def push(self, topic=None, *, key=None, **kw):

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from ansible_collections.mdmops.apple.plugins.module_utils._consoles import ConsoleError, compare, connect
+from ansible_collections.mdmops.apple.plugins.module_utils._consoles._base import ConsoleError, compare, connect
 from ansible_collections.mdmops.apple.plugins.module_utils._consoles._common import certificate_facts
 
 KINDS = ("nanomdm", "micromdm")
@@ -54,7 +54,7 @@ def test_first_setup_renewal_and_read_back(emulator, pki):
     assert held.known and held.topic == first.topic
     assert compare(held, certificate_facts(first.cert), console.capabilities.identity)[0] == "same"
     renewal = pki.renewal(first)
-    verdict, _ = compare(held, certificate_facts(renewal.cert), console.capabilities.identity)
+    verdict, _why = compare(held, certificate_facts(renewal.cert), console.capabilities.identity)
     assert verdict == "different"
     console.upload(renewal.cert_pem(), renewal.key_pem())
     again = console.read(renewal.topic)

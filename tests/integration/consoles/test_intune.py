@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from ansible_collections.mdmops.apple.plugins.module_utils._consoles import ConsoleError, compare, connect
+from ansible_collections.mdmops.apple.plugins.module_utils._consoles._base import ConsoleError, compare, connect
 from ansible_collections.mdmops.apple.plugins.module_utils._consoles._common import certificate_facts
 from ansible_collections.mdmops.apple.plugins.module_utils._consoles._rotate import (
     RotationRefused,

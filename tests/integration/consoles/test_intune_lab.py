@@ -16,7 +16,7 @@ pytestmark = pytest.mark.lab
 
 SNIPPET = r"""
 import json
-from ansible_collections.mdmops.apple.plugins.module_utils._consoles import ConsoleError, compare, connect
+from ansible_collections.mdmops.apple.plugins.module_utils._consoles._base import ConsoleError, compare, connect
 from ansible_collections.mdmops.apple.plugins.module_utils._consoles._common import certificate_facts, load_certificate_pem
 cert_pem = %(cert)r.encode()
 options = dict(token_url=%(url)r, tenant_id=%(tenant)r, client_id=%(client)r, timeout=10, trust_env=False)

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.lab
 
 SNIPPET = r"""
 import json
-from ansible_collections.mdmops.apple.plugins.module_utils._consoles import ConsoleError, compare, connect
+from ansible_collections.mdmops.apple.plugins.module_utils._consoles._base import ConsoleError, compare, connect
 from ansible_collections.mdmops.apple.plugins.module_utils._consoles._common import certificate_facts
 from lab.pki import ApplePushPKI
 pki = ApplePushPKI()

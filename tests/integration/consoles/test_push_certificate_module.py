@@ -91,7 +91,7 @@ def test_push_certificate_module(certs, tmp_path, tls_files, push_pki):
         inventory = {"all": {"hosts": {}, "vars": {
             "ansible_connection": "local", "ansible_python_interpreter": os.sys.executable,
             "ca_path": tls_files[2], "certs": certs["dir"], "topic": certs["topic"], "results_dir": str(results),
-            "refusals": [{"cert": stem} for stem, _ in REFUSALS if stem not in ("mismatch", "expected")]
+            "refusals": [{"cert": stem} for stem, _msg in REFUSALS if stem not in ("mismatch", "expected")]
             + [{"cert": "mismatch", "key": "mismatch-wrong"},
                {"cert": "expected", "expected_topic": certs["other_topic"]}]}}}
         wrong_key = secrets.token_urlsafe(16)
@@ -108,7 +108,7 @@ def test_push_certificate_module(certs, tmp_path, tls_files, push_pki):
         (tmp_path / "inventory.json").write_text(json.dumps(inventory))
         proc = run_playbook(os.path.join(HERE, "push_certificate_play.yml"), inventory=str(tmp_path / "inventory.json"),
                             diff=True, env={"ANSIBLE_VERBOSITY": "3", "ANSIBLE_DEBUG": "0", "ANSIBLE_FORKS": "4",
-                                                           "ANSIBLE_PIPELINING": "1"})
+                                            "ANSIBLE_PIPELINING": "1"})
         output = proc.stdout + proc.stderr
         assert proc.returncode == 0, output[-6000:]
         got = {host: json.loads((results / (host + ".json")).read_text()) for host in HOSTS}

@@ -10,7 +10,7 @@ import stat
 
 import pytest
 
-from ansible_collections.mdmops.apple.plugins.module_utils._consoles import ConsoleError, connect
+from ansible_collections.mdmops.apple.plugins.module_utils._consoles._base import ConsoleError, connect
 from ansible_collections.mdmops.apple.plugins.module_utils._consoles._rotate import (
     RotationRefused,
     RotationSpec,

@@ -140,7 +140,7 @@ class TinyProxy:
     def loop(self):
         while True:
             try:
-                conn, _ = self.sock.accept()
+                conn, _addr = self.sock.accept()
             except OSError:
                 return
             self.conns.append(conn)

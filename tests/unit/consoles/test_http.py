@@ -28,7 +28,7 @@ def test_plain_get_json_and_basic_auth(server, fake_time):
     server.answer((200, {"Content-Type": "application/json"}, {"ok": 1}))
     s = session(server, fake_time, auth=h.BasicAuth("nanomdm", "s3cret-key"))
     assert s.get_json("/v1/x", params={"topic": "t"}) == {"ok": 1}
-    method, path, headers, _ = server.seen[0]
+    method, path, headers, _body = server.seen[0]
     assert (method, path) == ("GET", "/v1/x?topic=t")
     assert headers["Authorization"] == "Basic " + base64.b64encode(b"nanomdm:s3cret-key").decode()
     assert fake_time.waits == []
@@ -194,7 +194,7 @@ def test_form_body_and_secret_form_values_redacted(server, fake_time):
     with pytest.raises(h.HttpError) as err:
         form = {"client_id": "id", "client_secret": "c1ient-s3cret", "grant_type": "client_credentials"}
         s.request("POST", "/tenant/oauth2/v2.0/token", form=form)
-    _, _, headers, body = server.seen[0]
+    _method, _path, headers, body = server.seen[0]
     assert headers["Content-Type"] == "application/x-www-form-urlencoded" and b"client_secret=c1ient-s3cret" in body
     assert "c1ient-s3cret" not in str(err.value) and "invalid_client" in str(err.value)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.mdmops.apple.plugins.module_utils import _consoles as c
+from ansible_collections.mdmops.apple.plugins.module_utils._consoles import _base as c
 from ansible_collections.mdmops.apple.plugins.module_utils._consoles import _common
 from lab.pki import ApplePushPKI
 

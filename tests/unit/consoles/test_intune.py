@@ -9,7 +9,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
-from ansible_collections.mdmops.apple.plugins.module_utils import _consoles as c
+from ansible_collections.mdmops.apple.plugins.module_utils._consoles import _base as c
 from ansible_collections.mdmops.apple.plugins.module_utils._consoles import intune
 from ansible_collections.mdmops.apple.plugins.module_utils._consoles._common import certificate_facts
 from lab.pki import ApplePushPKI

@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from ansible_collections.mdmops.apple.plugins.module_utils import _consoles as c
+from ansible_collections.mdmops.apple.plugins.module_utils._consoles import _base as c
 from ansible_collections.mdmops.apple.plugins.module_utils._consoles import _args
 from ansible_collections.mdmops.apple.plugins.module_utils._consoles._common import certificate_facts
 from ansible_collections.mdmops.apple.plugins.module_utils._consoles._module import (
