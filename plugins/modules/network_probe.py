@@ -307,14 +307,12 @@ table:
   elements: str
 '''
 
-import os
-import ssl
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.mdmops.apple.plugins.module_utils._apns._proxy import (
     PROXY_ARGSPEC, PROXY_REQUIRED_BY, proxy_from_options, url_secrets,
 )
-from ansible_collections.mdmops.apple.plugins.module_utils._apns._tls import DEFAULT_EXPECTED_ROOTS, context as tls_context
+from ansible_collections.mdmops.apple.plugins.module_utils._apns._tls import DEFAULT_EXPECTED_ROOTS, ca_path_error
 from ansible_collections.mdmops.apple.plugins.module_utils._argspec import (
     catalog_selection_spec, check_ip_versions, ip_versions_spec,
 )
@@ -366,15 +364,10 @@ def main():
     if p["tls"] and not roots:
         module.fail_json(msg="expected_roots is empty: give the names of the roots push hosts must chain to "
                              "(see the default in the module documentation)")
-    if p["ca_path"] and not (os.path.isfile(p["ca_path"]) or os.path.isdir(p["ca_path"])):
-        module.fail_json(msg="ca_path %s is neither a PEM file nor a certificate directory; give the trust anchors "
-                             "to validate chains with, or leave it unset for the system store" % p["ca_path"])
-    if p["tls"] and p["ca_path"]:
-        try:
-            tls_context(["h2"], True, p["ca_path"])
-        except (ssl.SSLError, OSError, ValueError) as exc:
-            module.fail_json(msg="ca_path %s holds no usable trust anchors (%s); give a PEM file of CA certificates "
-                                 "or an OpenSSL hashed directory" % (p["ca_path"], exc))
+    if p["ca_path"]:
+        error = ca_path_error(p["ca_path"], load=p["tls"])
+        if error:
+            module.fail_json(msg=error)
     proxy = None
     if p["proxy"] is not None:
         # credentials in the URL are refused below; never echo them (the invocation included)

@@ -479,8 +479,6 @@ table:
   elements: str
 '''
 
-import os
-import ssl
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -488,7 +486,7 @@ from ansible_collections.mdmops.apple.plugins.module_utils._apns import _connect
 from ansible_collections.mdmops.apple.plugins.module_utils._apns._proxy import (
     PROXY_ARGSPEC, PROXY_REQUIRED_BY, proxy_from_options, url_secrets,
 )
-from ansible_collections.mdmops.apple.plugins.module_utils._apns._tls import DEFAULT_EXPECTED_ROOTS, context as tls_context
+from ansible_collections.mdmops.apple.plugins.module_utils._apns._tls import DEFAULT_EXPECTED_ROOTS, ca_path_error
 from ansible_collections.mdmops.apple.plugins.module_utils._argspec import catalog_selection_spec
 from ansible_collections.mdmops.apple.plugins.module_utils._catalog import CatalogError, load_bundled, select_from_params
 from ansible_collections.mdmops.apple.plugins.module_utils._push._args import (
@@ -580,14 +578,9 @@ def main():
         module.fail_json(msg="expected_roots is empty: give the names of the roots push hosts must chain to "
                              "(see the default in the module documentation)")
     if p["ca_path"]:
-        if not (os.path.isfile(p["ca_path"]) or os.path.isdir(p["ca_path"])):
-            module.fail_json(msg="ca_path %s is neither a PEM file nor a certificate directory; give the trust anchors "
-                                 "to validate chains with, or leave it unset for the system store" % p["ca_path"])
-        try:
-            tls_context(["h2"], True, p["ca_path"])
-        except (ssl.SSLError, OSError, ValueError) as exc:
-            module.fail_json(msg="ca_path %s holds no usable trust anchors (%s); give a PEM file of CA certificates "
-                                 "or an OpenSSL hashed directory" % (p["ca_path"], exc))
+        error = ca_path_error(p["ca_path"])
+        if error:
+            module.fail_json(msg=error)
     certificates, cert_pem, key_pem, topic = [], None, None, None
     if cert_given:
         from ansible_collections.mdmops.apple.plugins.module_utils._push._material import (

@@ -349,6 +349,24 @@ def context(alpn, verify, ca_path=None):
     return ctx
 
 
+def ca_path_error(ca_path, load=True):
+    """None when ``ca_path`` can serve as trust anchors, else the message for the user.
+
+    A PEM file or an OpenSSL hashed directory; with ``load`` the anchors are loaded once (a file
+    without a CA certificate, or one OpenSSL cannot parse, is an error before anything is sent).
+    """
+    if not (os.path.isfile(ca_path) or os.path.isdir(ca_path)):
+        return ("ca_path %s is neither a PEM file nor a certificate directory; give the trust anchors "
+                "to validate chains with, or leave it unset for the system store" % ca_path)
+    if load:
+        try:
+            context(["h2"], True, ca_path)
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            return ("ca_path %s holds no usable trust anchors (%s); give a PEM file of CA certificates "
+                    "or an OpenSSL hashed directory" % (ca_path, exc))
+    return None
+
+
 def _new_context(alpn, verify, ca_path=None):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     if verify:
