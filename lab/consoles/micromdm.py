@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -27,6 +28,7 @@ from lab.consoles._server import ConsoleHandler, go_json
 
 JSON = {"Content-Type": "application/json; charset=utf-8"}
 PREFIX = "get push certificate: "
+PEM_LABEL = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
 
 
 class MicroMDMHandler(ConsoleHandler):
@@ -66,8 +68,9 @@ class MicroMDMHandler(ConsoleHandler):
             return self.error(PREFIX + "get server config for push cert: get server config from bolt: "
                               "not found: ServerConfig no config found in boltdb")
         key_pem = held.get("key_pem", "").encode("latin-1")
-        if b"-----BEGIN RSA PRIVATE KEY-----" not in key_pem:
-            if b"PRIVATE KEY-----" not in key_pem:
+        label = PEM_LABEL.search(key_pem)
+        if not label or label.group(1) != b"RSA PRIVATE KEY":        # MicroMDM parses PKCS#1 only
+            if not label or not label.group(1).endswith(b"PRIVATE KEY"):
                 return self.error(PREFIX + "decode private key for push cert")
             return self.error(PREFIX + "parse push certificate key from server config: x509: failed to parse "
                               "private key (use ParsePKCS8PrivateKey instead for this key format)")

@@ -11,9 +11,9 @@ import socket
 import pytest
 
 from ansible_collections.mdmops.apple.plugins.module_utils import _http as h
+from tests.lib.keys import private_key_pem
 
-PEM_KEY = ("-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n"
-           "-----END PRIVATE KEY-----\n")
+PEM_KEY = private_key_pem()          # made when the tests run: no key material in the tree
 
 
 def session(server, fake_time, **kw):
@@ -159,7 +159,9 @@ def test_errors_never_show_secrets(server, fake_time):
 def test_redact_helpers():
     assert h.redact("Authorization: Basic bmFub21kbTprZXk=") == "Authorization: " + h.MASK
     assert "PRIVATE KEY" not in h.redact("x " + PEM_KEY + " y").replace("[private key removed]", "")
-    assert "truncated" not in h.redact("-----BEGIN RSA PRIVATE KEY-----\ntruncated")
+    pkcs1 = private_key_pem(pkcs1=True)
+    cut = pkcs1[:pkcs1.index("\n") + 40]          # a PKCS#1 key cut off mid-body
+    assert cut[-30:] not in h.redact(cut) and pkcs1.splitlines()[1] not in h.redact(pkcs1)
     assert h.redact_url("https://u:p@h/x?client_secret=s&a=1") == "https://h/x?client_secret=********&a=1"
     assert h.short_excerpt("a" * 1000).endswith("...") and len(h.short_excerpt("a" * 1000)) == h.EXCERPT_CHARS + 3
 
