@@ -131,7 +131,8 @@ start_ready() {
       fi
       started[$step]=$SECONDS
       set -m
-      ( run_step "$step" ) >"$work/$step.log" 2>&1 </dev/null &
+      # `times` at the end: the CPU seconds of the step and every process it waited for
+      ( run_step "$step"; rc=$?; times >"$work/$step.cpu"; exit $rc ) >"$work/$step.log" 2>&1 </dev/null &
       set +m
       running[$!]=$step
       echo "--- $step started"
@@ -160,13 +161,24 @@ while [ ${#pending[@]} -gt 0 ] || [ ${#running[@]} -gt 0 ]; do
 done
 total=$((SECONDS - total_start))
 
-# the time table, then one closing line with every pytest step's counts added up
+# CPU seconds (user + system) of a step, from the `times` lines it wrote
+cpu_seconds() {
+  [ -s "$work/$1.cpu" ] || return 0
+  grep -oE '[0-9]+m[0-9.]+s' "$work/$1.cpu" \
+    | awk -Fm '{sub("s", "", $2); t += $1 * 60 + $2} END {printf "%d", t}'
+}
+
+# the time table (wall and CPU seconds: on 2 cores the run cannot end before CPU total / 2),
+# then one closing line with every pytest step's counts added up
 echo
-printf '%-14s %-26s %8s\n' step result seconds
+printf '%-14s %-26s %8s %8s\n' step result seconds cpu
+cpu_total=0
 failed=0
 passed_n=0 failed_n=0 skipped_n=0
 for step in "${steps[@]}"; do
-  printf '%-14s %-26s %8s\n' "$step" "${result[$step]:-not run}" "${took[$step]:-}"
+  cpu=$(cpu_seconds "$step")
+  cpu_total=$((cpu_total + ${cpu:-0}))
+  printf '%-14s %-26s %8s %8s\n' "$step" "${result[$step]:-not run}" "${took[$step]:-}" "$cpu"
   [ "${result[$step]:-}" = ok ] || failed=1
   line=$(grep -E '^=+ .* in [0-9.]+s' "$work/$step.log" 2>/dev/null | tail -1)
   for kind in passed failed error errors skipped; do
@@ -186,7 +198,7 @@ if [ -n "${MDMOPS_DEPS_SECONDS:-}" ]; then     # make test: scripts/bootstrap.sh
   printf '%-14s %-26s %8s\n' "(deps)" ok "$MDMOPS_DEPS_SECONDS"
   total=$((total + MDMOPS_DEPS_SECONDS))
 fi
-printf '%-14s %-26s %8s\n' total "$([ $failed = 0 ] && echo ok || echo FAILED)" "$total"
+printf '%-14s %-26s %8s %8s\n' total "$([ $failed = 0 ] && echo ok || echo FAILED)" "$total" "$cpu_total"
 echo
 if [ "$passed_n" = 0 ] && [[ " ${steps[*]} " == *" unit "* || " ${steps[*]} " == *" lab "* ]]; then
   echo "test: the pytest steps ran no test" >&2

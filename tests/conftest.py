@@ -37,3 +37,25 @@ def pki():
 def push(pki):
     """An MDM push certificate with its key, issued by the lab AAI2 CA."""
     return pki.push()
+
+
+# With $MDMOPS_CPU_REPORT set to a file, one line per test: CPU seconds (this process and the
+# processes it waited for, e.g. ansible-playbook runs), wall seconds, test id. `sort -n` shows
+# where the CPU of a run goes (scripts/test.sh prints the CPU of each step; this splits a step).
+_CPU_REPORT = os.environ.get("MDMOPS_CPU_REPORT")
+
+
+def _cpu_now():
+    import resource
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+if _CPU_REPORT:
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_protocol(item, nextitem):
+        import time
+        cpu, wall = _cpu_now(), time.monotonic()
+        yield
+        with open(_CPU_REPORT, "a", encoding="utf-8") as handle:
+            handle.write("%.1f\t%.1f\t%s\n" % (_cpu_now() - cpu, time.monotonic() - wall, item.nodeid))

@@ -257,7 +257,8 @@ def _as_list(value, what):
 def _unknown(what, value, valid):
     close = difflib.get_close_matches(value, list(valid), n=1)
     hint = " Did you mean %r?" % close[0] if close else ""
-    return CatalogError("unknown %s %s.%s Valid values: %s." % (what, _short(value), hint, ", ".join(sorted(valid))))
+    return CatalogError("%ss: unknown %s %s.%s Valid values: %s."
+                        % (what, what, _short(value), hint, ", ".join(sorted(valid))))
 
 
 class Catalog(object):

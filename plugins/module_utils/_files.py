@@ -11,6 +11,8 @@ Pure Python (no Ansible imports), shared by every module that touches files:
 * :func:`check_output_path` decides, before anything is written, whether an
   output path may be (re)written: absent or a regular file, in an existing
   directory, not a symlink an untrusted user could have planted.
+* :func:`check_output_dir` does the same for a directory new files are
+  created in (backups): a real or trusted directory nobody else can write.
 * :func:`same_files` finds options that name the same file (through symlinks,
   hard links or ``..``), existing or not.
 * :func:`write_atomic` writes through a temporary file created with the final
@@ -67,6 +69,11 @@ def _kind(mode: int) -> str:
     if stat.S_ISLNK(mode):
         return "a symbolic link"
     return "not a regular file"
+
+
+def file_kind(mode: int) -> str:
+    """What a non-regular file is, for messages: "a FIFO (named pipe)", "a character device", ..."""
+    return _kind(mode)
 
 
 def _os_message(exc: OSError) -> str:
@@ -201,6 +208,36 @@ def check_output_path(path: str, option: Optional[str] = None) -> str:
         raise FileError("%s: %s" % (label, _os_message(exc)))
     if not stat.S_ISREG(info.st_mode):
         raise FileError("%s: is %s; it will not be replaced: give the path of a regular file" % (label, _kind(info.st_mode)))
+    return real
+
+
+def check_output_dir(path: str, option: Optional[str] = None) -> str:
+    """Check that ``path`` is a directory new files (backups) may be created in; return its real path.
+
+    It must exist and be a directory (a symlink to one only when a trusted user made it, see
+    :func:`_resolve_trusted_symlink`), owned by root or the effective user, writable by it, and not
+    writable by group or others unless sticky (as /tmp): nobody else may remove or replace what is
+    written there. Nothing is created or changed.
+    """
+    label = _label(option, path)
+    if not isinstance(path, str) or not path.strip() or "\x00" in path:
+        raise FileError("%s: not a usable directory path" % (option or "path"))
+    real = _resolve_trusted_symlink(path.rstrip("/") or "/", label)
+    try:
+        info = os.stat(real)
+    except FileNotFoundError:
+        raise FileError("%s: does not exist: create it (mode 0700) or correct the option" % label)
+    except OSError as exc:
+        raise FileError("%s: %s" % (label, _os_message(exc)))
+    if not stat.S_ISDIR(info.st_mode):
+        raise FileError("%s: is %s, not a directory: give a directory (mode 0700)" % (label, _kind(info.st_mode)))
+    if not _dir_is_safe(info):
+        raise FileError("%s: is owned by uid %d with mode %04o: it is writable by group or others (or owned by "
+                        "another user), who could remove or replace the files written there; run chmod go-w "
+                        "(or chmod +t) on it, or give a directory owned by the user running the task"
+                        % (label, info.st_uid, info.st_mode & 0o7777))
+    if not os.access(real, os.W_OK | os.X_OK):
+        raise FileError("%s: is not writable by the remote user (use become?)" % label)
     return real
 
 

@@ -40,6 +40,7 @@ import base64
 import datetime as _dt
 import email.utils
 import json
+import os
 import random
 import re
 import ssl
@@ -47,12 +48,24 @@ import time
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-try:
-    import httpx
-    HTTPX_IMPORT_ERROR = None
-except ImportError as _exc:  # pragma: no cover - reported by Session()
-    httpx = None
-    HTTPX_IMPORT_ERROR = str(_exc)
+# httpx is imported by the first Session (_load_httpx), not with this file: a module that only imports
+# the consoles' code (push_certificate_info without console) does not pay its 0.15 s start-up.
+httpx: Any = None
+HTTPX_IMPORT_ERROR: Optional[str] = None
+
+
+def _load_httpx() -> Any:
+    """The httpx module, or None (HTTPX_IMPORT_ERROR then says why)."""
+    global httpx, HTTPX_IMPORT_ERROR  # pylint: disable=global-statement
+    if httpx is None and HTTPX_IMPORT_ERROR is None:
+        try:
+            import httpx as module
+        except ImportError as exc:  # pragma: no cover - reported by Session()
+            HTTPX_IMPORT_ERROR = str(exc)
+        else:
+            httpx = module
+    return httpx
+
 
 IDEMPOTENT_METHODS = frozenset(("GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"))
 RETRY_ALWAYS = frozenset((429, 503))            # the server did not act on the request
@@ -277,7 +290,7 @@ class Session:
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
                  jitter: Callable[[], float] = random.random, log: Optional[Callable[[str], None]] = None,
                  client: Any = None) -> None:
-        if httpx is None and client is None:
+        if _load_httpx() is None and client is None:
             raise HttpError("the console connection needs the Python library httpx on the host that talks to "
                             "the console (%s): install it with 'pip install httpx' (or python3-httpx)"
                             % HTTPX_IMPORT_ERROR, kind="import")
@@ -310,6 +323,8 @@ class Session:
         if not validate_certs:
             return False
         try:
+            if ca_path and os.path.isdir(ca_path):       # an OpenSSL hashed directory
+                return ssl.create_default_context(capath=ca_path)
             return ssl.create_default_context(cafile=ca_path) if ca_path else ssl.create_default_context()
         except (OSError, ssl.SSLError) as exc:
             raise HttpError("cannot use ca_path %s as a CA bundle (%s): give a PEM file of CA certificates"

@@ -124,6 +124,9 @@ options:
     description:
       - Directory (existing) where what the console holds is saved before it is replaced, as new files of mode
         C(0600) named C(<console>-<topic uuid>-<time>.json) (and C(.pem) when the console returns the certificate).
+      - It must be a directory that only its owner (root or the user running the task) can write, or a sticky one
+        such as C(/tmp); a symbolic link is followed only when a trusted user made it. It is checked before the
+        console is contacted, in check mode too.
       - Nothing is uploaded when the backup cannot be written.
     type: path
 attributes:
@@ -321,8 +324,6 @@ status:
   sample: 401
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.mdmops.apple.plugins.module_utils._consoles._base import ConsoleError
@@ -330,6 +331,7 @@ from ansible_collections.mdmops.apple.plugins.module_utils._consoles._args impor
     connect_from_params,
     console_choice_spec,
     console_connection_spec,
+    url_masks,
 )
 from ansible_collections.mdmops.apple.plugins.module_utils._consoles._module import (
     CertificateOptions,
@@ -340,6 +342,7 @@ from ansible_collections.mdmops.apple.plugins.module_utils._consoles._rotate imp
     RotationSpec,
     rotate,
 )
+from ansible_collections.mdmops.apple.plugins.module_utils._files import FileError, check_output_dir
 from ansible_collections.mdmops.apple.plugins.module_utils._push._args import certificate_input_spec
 from ansible_collections.mdmops.apple.plugins.module_utils._push._material import (
     CRYPTOGRAPHY_IMPORT_ERROR,
@@ -378,6 +381,7 @@ def main() -> None:
     if not HAS_CRYPTOGRAPHY:
         module.fail_json(msg=missing_required_lib("cryptography >= 41.0"), exception=CRYPTOGRAPHY_IMPORT_ERROR)
     params = module.params
+    module.no_log_values.update(url_masks(params))   # a URL with user:password@ is refused, never shown
     name = params["console"]
 
     def fail(exc: ConsoleError, **extra) -> None:
@@ -389,9 +393,11 @@ def main() -> None:
         module.fail_json(msg="apple_id is required with console intune: the Apple Account (Managed Apple ID or Apple "
                              "ID) that created the push certificate in Apple's portal, which Intune records with it; "
                              "nothing was read or sent", console=name)
-    if params["backup_dir"] and not os.path.isdir(params["backup_dir"]):
-        module.fail_json(msg="backup_dir %s is not a directory: create it (mode 0700) or correct the option; nothing "
-                             "was read or sent" % params["backup_dir"], console=name)
+    if params["backup_dir"] is not None:
+        try:
+            params["backup_dir"] = check_output_dir(params["backup_dir"], "backup_dir")
+        except FileError as exc:
+            module.fail_json(msg="%s; nothing was read or sent" % exc, console=name)
 
     # the certificate first: a bad input fails before the console is contacted
     cert = key = None

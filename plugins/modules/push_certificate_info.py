@@ -427,6 +427,7 @@ from ansible_collections.mdmops.apple.plugins.module_utils._consoles._args impor
     connect_from_params,
     console_choice_spec,
     console_connection_spec,
+    url_masks,
     held_summary,
 )
 from ansible_collections.mdmops.apple.plugins.module_utils._consoles._common import certificate_facts
@@ -469,6 +470,7 @@ def main() -> None:
 
     params = module.params
     result, cert = {}, None
+    module.no_log_values.update(url_masks(params))   # a URL with user:password@ is refused, never shown
     source = CertificateInput.from_params(params)
     if not source.given and CertificateInput.from_params(params, "compare_to_").given:
         module.fail_json(msg="compare_to_path and compare_to_content compare with the certificate given with path or "

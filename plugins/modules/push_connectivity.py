@@ -554,6 +554,8 @@ def main():
     if orphans and not cert_given:
         module.fail_json(msg="%s given without a push certificate: give certificate_path or certificate_content too, "
                              "or leave %s out" % (", ".join(orphans), " and ".join(orphans)))
+    for url in p["mdm_urls"] or []:     # an MDM URL with user:password@ is refused; what it held is masked
+        module.no_log_values.update(url_secrets(url))
     proxy_cfg = None
     if p["proxy"] is not None:
         # a URL holding user:password@ is refused, and what it held is masked in everything the task prints

@@ -138,8 +138,9 @@ def parse_url(url):
     host = (parts.hostname or "").rstrip(".")
     if not host:
         raise ValueError("MDM URL %r has no host: give https://host[:port]/path" % (url,))
-    if parts.username is not None or parts.password is not None:
-        raise ValueError("MDM URL %r carries credentials: give the URL without user:password@" % (url,))
+    if parts.username is not None or parts.password is not None:     # the URL itself is not repeated
+        raise ValueError("MDM URL https://...@%s carries credentials: give the URL without user:password@"
+                         % parts.netloc.rpartition("@")[2])
     if port == 0:
         raise ValueError("MDM URL %r: port 0 is not a port" % (url,))
     path = parts.path or "/"

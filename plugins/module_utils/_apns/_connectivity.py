@@ -78,7 +78,8 @@ TCP_REMEDIES = {
     "error": "Unexpected error connecting to {name}:{port}; see the detail.",
     "proxy_refused": "The proxy refused to open a tunnel to {name}:{port}: allow CONNECT to {name} on port {port} "
                      "in the proxy's rules.",
-    "proxy_auth_required": "The proxy asks for credentials: give them in the proxy URL (http://user:password@host:port).",
+    "proxy_auth_required": ("The proxy asks for credentials: give them in proxy_username and proxy_password "
+                            "(never in the proxy URL)."),
     "proxy_unreachable": "The proxy itself did not answer: check the proxy address and port, and that this host may "
                          "reach it.",
 }

@@ -49,8 +49,11 @@ import hashlib
 import os
 import socket
 import ssl
+import stat
 import threading
 import time
+
+from ansible_collections.mdmops.apple.plugins.module_utils._files import file_kind
 
 COURIER_SNI = "courier.push.apple.com"
 APNS_ALPN = "apns-security-v3"
@@ -355,9 +358,15 @@ def ca_path_error(ca_path, load=True):
     A PEM file or an OpenSSL hashed directory; with ``load`` the anchors are loaded once (a file
     without a CA certificate, or one OpenSSL cannot parse, is an error before anything is sent).
     """
-    if not (os.path.isfile(ca_path) or os.path.isdir(ca_path)):
-        return ("ca_path %s is neither a PEM file nor a certificate directory; give the trust anchors "
-                "to validate chains with, or leave it unset for the system store" % ca_path)
+    try:
+        mode = os.stat(ca_path).st_mode
+    except OSError as exc:
+        what = "does not exist" if isinstance(exc, FileNotFoundError) else "cannot be read (%s)" % exc.strerror
+        return ("ca_path %s %s; give the trust anchors to validate chains with (a PEM file or a certificate "
+                "directory), or leave it unset for the system store" % (ca_path, what))
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        return ("ca_path %s is %s, neither a PEM file nor a certificate directory; give the trust anchors "
+                "to validate chains with, or leave it unset for the system store" % (ca_path, file_kind(mode)))
     if load:
         try:
             context(["h2"], True, ca_path)

@@ -27,6 +27,8 @@ from ansible_collections.mdmops.apple.plugins.module_utils._consoles._base impor
     get,
 )
 from ansible_collections.mdmops.apple.plugins.module_utils._consoles._common import parse_time
+from ansible_collections.mdmops.apple.plugins.module_utils._apns._proxy import url_secrets
+from ansible_collections.mdmops.apple.plugins.module_utils._apns._tls import ca_path_error
 
 # AnsiballZ ships the module_utils a module imports by name, not what _consoles.get() imports at run
 # time: every adapter is named here (inside try: optional for AnsiballZ, so an adapter missing from
@@ -47,6 +49,8 @@ except ImportError:
 #: The consoles of issue 10; an adapter missing from the registry at run time fails with a clear msg.
 CONSOLE_CHOICES = ["intune", "micromdm", "nanomdm"]
 DEFAULT_TIMEOUT = 30.0
+#: Seconds; a console that takes longer than 5 minutes to answer one request is down.
+MAX_TIMEOUT = 300
 #: Credentials an adapter may take (each adapter's ``from_options`` names those it uses).
 CREDENTIALS = ("username", "password", "api_key", "tenant_id", "client_id", "client_secret", "token_url")
 SECRETS = ("password", "api_key", "client_secret")
@@ -101,11 +105,31 @@ def session_options(params: Mapping[str, Any]) -> Dict[str, Any]:
     waits included, bounded by four times it (at least 120 seconds)."""
     timeout = params.get("timeout")
     timeout = DEFAULT_TIMEOUT if timeout is None else float(timeout)
-    if not timeout > 0 or math.isinf(timeout) or math.isnan(timeout):
-        raise ConsoleError("timeout must be a number of seconds above 0, not %r" % params.get("timeout"),
-                           step="connect", kind="input")
-    return {"timeout": timeout, "deadline": max(120.0, 4 * timeout),
-            "validate_certs": params.get("validate_certs", True) is not False, "ca_path": params.get("ca_path")}
+    if not 0 < timeout <= MAX_TIMEOUT:      # also refuses nan and inf
+        raise ConsoleError("timeout must be a number of seconds above 0 and at most %d, not %r"
+                           % (MAX_TIMEOUT, params.get("timeout")), step="connect", kind="input")
+    ca_path = params.get("ca_path")
+    validate = params.get("validate_certs", True) is not False
+    if ca_path and validate:
+        error = ca_path_error(ca_path)
+        if error:
+            raise ConsoleError(error, step="connect", kind="input")
+    return {"timeout": timeout, "deadline": max(120.0, 4 * timeout), "validate_certs": validate, "ca_path": ca_path}
+
+
+def url_masks(params: Mapping[str, Any]) -> List[str]:
+    """What ``url`` and ``token_url`` hold between ``//`` and ``@``: values the module masks (no_log_values)."""
+    return url_secrets(params.get("url")) + url_secrets(params.get("token_url"))
+
+
+def url_error(params: Mapping[str, Any]) -> Optional[str]:
+    """A message when ``url`` or ``token_url`` holds credentials (``user:password@``): they belong in the
+    no_log options. The module masks :func:`url_secrets` of both before anything is printed."""
+    for option in ("url", "token_url"):
+        if url_secrets(params.get(option)):
+            return ("%s holds credentials (user:password@): give them in username and password, api_key or "
+                    "client_secret, which are never logged, and the URL without them" % option)
+    return None
 
 
 def connect_from_params(params: Mapping[str, Any]) -> Tuple[Console, List[str]]:
@@ -113,6 +137,9 @@ def connect_from_params(params: Mapping[str, Any]) -> Tuple[Console, List[str]]:
     that this console does not use). ConsoleError with a message for the user otherwise."""
     name = params.get("console")
     check_console(name)
+    error = url_error(params)
+    if error:
+        raise ConsoleError(error, console=name, step="connect", kind="input")
     url = params.get("url")
     if not url and name not in DEFAULT_URLS:
         raise ConsoleError("url is required with console %s: the console's API base URL (e.g. https://mdm.example.com)"

@@ -1,10 +1,10 @@
 """network_info, network_probe and the network_catalog lookup under real Ansible runs:
 what they return, and hostile input (no traceback, no hang, no wrong success).
 
-Each case is a task of a real ``ansible-playbook`` run (tests/lib/ansible_run.py),
-all the hostile cases in one run and all the accepted ones in another; inputs that
-the modules must refuse end with ``failed`` and a ``msg`` naming the option, never
-with an exception escaping the module.
+The accepted inputs are the tasks of one real ``ansible-playbook`` run (tests/lib/ansible_run.py);
+the hostile cases run each module's own code through tests/lib/module_runner.py (one import, a fork
+per case). Inputs that the modules must refuse end with ``failed`` and a ``msg`` naming the option,
+never with an exception escaping the module.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import os
 
 from ansible_collections.mdmops.apple.plugins.module_utils._catalog import load_bundled
 from tests.lib.ansible_run import run_tasks, task
+from tests.lib.module_runner import run_module_cases
 
 SEED = os.path.join(os.path.dirname(__file__), "..", "..", "unit", "fixtures", "apple_enterprise_networks_fr.txt")
 
@@ -64,12 +65,12 @@ def article_files(tmp_path):
 
 
 def test_network_info_and_probe_refuse_hostile_input(tmp_path):
-    """Every refused input of both modules, as the tasks of one playbook run; each case judged on its own."""
+    """Every refused input of both modules (tests/lib/module_runner.py); each case judged on its own."""
     cases = [("info %d" % n, INFO, args, words) for n, (args, words) in enumerate(INFO_REFUSED)]
     cases += [("info article %s" % name, INFO, {"article_path": str(path)}, words)
               for name, path, words in article_files(tmp_path)]
     cases += [("probe %d" % n, PROBE, args, words) for n, (args, words) in enumerate(PROBE_REFUSED)]
-    results = run_tasks([task(name, module, args) for name, module, args, _w in cases], task_timeout=120)
+    results = run_module_cases([task(name, module, args) for name, module, args, _w in cases], timeout=120)
     problems = []
     for name, _module, args, words in cases:
         result = results[name]

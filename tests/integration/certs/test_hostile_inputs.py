@@ -18,127 +18,22 @@ used in check mode, which never writes).
 from __future__ import annotations
 
 import base64
-import json
 import os
-import re
 import stat
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from tests.lib.ansible_run import run_tasks, task
+from tests.lib.hostile import Suite, wrong
 from tests.lib.keys import truncated_private_key_pem
 
 INFO = "mdmops.apple.push_certificate_info"
 REQUEST = "mdmops.apple.push_certificate_request"
-TIMEOUT = 120  # seconds per case: a hang (FIFO, /dev/zero, a huge key) fails its case instead of blocking the run
-ROOT = os.geteuid() == 0
-KEY_MATERIAL = re.compile(r"PRIVATE KEY-----(\\n|\n)[A-Za-z0-9+/]{16}")
-
-CASES = []        # every case, in the order written
-GROUPS = []       # one playbook run each: the request's output paths and keys, its values and inputs, info
-
-
-class Case(object):
-    """One hostile input: its directory ``d``, the module and arguments, what the message must say."""
-
-    def __init__(self, group, name, module, make, fragments, check=False, accepted=False, root=False):
-        self.group, self.name, self.module, self.make = group, name, module, make
-        self.fragments, self.check, self.accepted, self.root = fragments, check, accepted, root
-        self.d = None
-        self.prepare = []        # (module, args) the module must run successfully before the case
-        self.then = []           # setup steps that need what the prepare runs made
-        self.verify = []         # extra checks on (result, case) after the run
-
-    @property
-    def id(self):
-        return "%s/%s" % (self.group, self.name)
-
-
-def case(group, name, module, *fragments, check=False, accepted=False, root=False):
-    """Register ``make(c, ctx) -> args`` as the case ``group/name``."""
-    if group not in GROUPS:
-        GROUPS.append(group)
-
-    def register(make):
-        assert (group, name) not in [(c.group, c.name) for c in CASES], "two cases named %s/%s" % (group, name)
-        CASES.append(Case(group, name, module, make, fragments, check=check, accepted=accepted, root=root))
-        return make
-    return register
-
-
-def _wrong(what):
-    raise AssertionError(what)
-
-
-def snapshot(directory):
-    state = {}
-    for base, dirs, files in os.walk(str(directory)):
-        for name in dirs + files:
-            path = os.path.join(base, name)
-            info = os.lstat(path)
-            if stat.S_ISREG(info.st_mode):
-                with open(path, "rb") as handle:
-                    content = handle.read()
-            elif stat.S_ISLNK(info.st_mode):
-                content = os.readlink(path)
-            elif stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode):
-                content = info.st_rdev
-            else:
-                content = None
-            state[os.path.relpath(path, str(directory))] = (stat.S_IFMT(info.st_mode), stat.S_IMODE(info.st_mode),
-                                                            info.st_uid, content)
-    return state
-
-
-def judge_failure(c, result, before):
-    """The case must have failed cleanly, said its fragments, and left its directory untouched."""
-    text = json.dumps({k: v for k, v in result.items() if k not in ("_stdout", "_crash", "_tracebacks")})
-    assert result["failed"] is True, "wrong success: %s" % text
-    assert result["_crash"] is None, "the module crashed:\n%s" % result["_crash"]
-    assert "Traceback" not in text
-    assert "exception" not in result and "module_stderr" not in result and "module_stdout" not in result, text
-    assert isinstance(result.get("msg"), str) and result["msg"], text
-    for fragment in c.fragments:
-        assert fragment in result["msg"], "%r not in the message: %s" % (fragment, result["msg"])
-    assert not KEY_MATERIAL.search(text + result["_stdout"]), "key material in the result"
-    assert snapshot(c.d) == before, "files changed on failure"
-
-
-def judge_success(c, result):
-    assert result["failed"] is False and result["_crash"] is None, result["_stdout"]
-
-
-def run_group(group, base, ctx):
-    cases = [c for c in CASES if c.group == group and (ROOT or not c.root)]
-    for n, c in enumerate(cases):
-        c.d = base / ("%02d-%s" % (n, c.name.replace("/", "_")))
-        c.d.mkdir()
-        c.args = c.make(c, Ctx(c, ctx))
-    prepared = [task("prepare %s %d" % (c.id, i), module, args) for c in cases for i, (module, args)
-                in enumerate(c.prepare)]
-    if prepared:
-        for name, result in run_tasks(prepared, task_timeout=TIMEOUT).items():
-            assert result["failed"] is False and result["_crash"] is None, "%s failed:\n%s" % (name, result["_stdout"])
-    for c in cases:
-        for step in c.then:
-            step()
-    before = dict((c.id, snapshot(c.d)) for c in cases)
-    results = run_tasks([task(c.id, c.module, c.args, check=c.check) for c in cases], task_timeout=TIMEOUT)
-    problems = []
-    for c in cases:
-        try:
-            if c.accepted:
-                judge_success(c, results[c.id])
-            else:
-                judge_failure(c, results[c.id], before[c.id])
-            for extra in c.verify:
-                extra(results[c.id])
-        except AssertionError as exc:
-            problems.append("%s: %s" % (c.id, exc))
-    assert not problems, "%d of %d cases went wrong:\n%s" % (len(problems), len(cases), "\n".join(problems))
-    return len(cases)
+# seconds per case: a hang (FIFO, /dev/zero, a huge key) fails its case instead of blocking the run
+SUITE = Suite(timeout=120)
+case = SUITE.case
+_wrong = wrong
 
 
 class Ctx(object):
@@ -528,8 +423,9 @@ def _info_nothing(c, ctx):
     return {"format": "auto"}
 
 
-@pytest.mark.parametrize("group", GROUPS)
+@pytest.mark.parametrize("group", SUITE.groups)
 def test_hostile_inputs_fail_cleanly_and_change_nothing(tmp_path, pki, push, group):
     """Every case of ``group`` in one playbook run; the assertion lists each case that went wrong."""
-    ran = run_group(group, tmp_path, {"pki": pki, "push": push})
-    assert ran == len([c for c in CASES if c.group == group and (ROOT or not c.root)])
+    shared = {"pki": pki, "push": push}
+    ran = SUITE.run(group, tmp_path, lambda c: Ctx(c, shared))
+    assert ran == len(SUITE.selected(group))

@@ -1,16 +1,20 @@
-"""Hostile and malformed input for egress_firewall through real Ansible: every case fails with a clear
+"""Hostile and malformed input for egress_firewall in a lab namespace: every case fails with a clear
 message, no crash, no hang (each case has a deadline) and nothing changed on the host.
 
-All cases are the tasks of ONE playbook run (one Ansible start-up, not one per case), each judged
-on its own result; the host's ruleset and the state directory are compared once after the run (a
-case that changed anything would also have reported ``changed`` or succeeded)."""
+The cases run the module's own code in the namespace through tests/lib/module_runner.py (one
+import, a fork per case; the action plugin only acts on a successful apply, so it has nothing to do
+with a refused input), each judged on its own result; the host's ruleset and the state directory
+are compared once after the run (a case that changed anything would also have reported
+``changed`` or succeeded). The accepted large list runs through real Ansible."""
 from __future__ import annotations
 
 import os
 
 import pytest
 
-from tests.integration.firewall.fwlib import apply, apply_all, ruleset
+from tests.integration.firewall.fwlib import MODULE, apply, apply_all, ruleset
+from tests.lib.ansible_run import task
+from tests.lib.module_runner import run_module_cases
 
 pytestmark = pytest.mark.lab
 
@@ -89,7 +93,8 @@ def test_hostile_input_fails_cleanly_and_changes_nothing(lab, prepared):
     state_dir, before = prepared
     files = listing(state_dir)
     named = [("case %d: %s" % (i, sorted(args)), args, message) for i, (args, message) in enumerate(CASES)]
-    results = apply_all(lab, [(name, dict(BASE, state_dir=state_dir, **args)) for name, args, _m in named])
+    results = run_module_cases([task(name, MODULE, dict(BASE, state_dir=state_dir, **args)) for name, args, _m in named],
+                               timeout=120, python=lab.interpreter("corp"))
     problems = []
     for name, args, message in named:
         res = results[name]
