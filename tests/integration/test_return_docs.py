@@ -1,7 +1,8 @@
 """Each module's RETURN documentation matches what it really returns.
 
-Every module runs for real (ansible ad-hoc) with options that make it return
-everything it can, and the results are checked against RETURN both ways:
+Every module runs for real (the runs of one module are the tasks of one ansible-playbook run,
+in order) with options that make it return everything it can, and the results are checked
+against RETURN both ways:
 nothing undocumented comes back, every documented key comes back from some
 run, with the documented type (tests/lib/return_doc.py).
 """
@@ -11,15 +12,23 @@ import os
 
 import pytest
 
-from tests.lib.ansible_run import run_module
+from tests.lib.ansible_run import run_module, run_tasks, task
 from tests.lib.return_doc import check_return_doc
 
 SEED = os.path.join(os.path.dirname(__file__), "..", "unit", "fixtures", "apple_enterprise_networks_fr.txt")
 
 
 def ok(result):
-    assert result["_rc"] == 0, result["_stdout"]
+    assert result["failed"] is False and result["_crash"] is None, result["_stdout"]
     return result
+
+
+def runs(module, *args_list, interpreter=None):
+    """Each of ``args_list`` as one task of a single playbook run, in order; the results in that order
+    (a failed task does not stop the next ones)."""
+    tasks = [task("run %d" % n, module, args) for n, args in enumerate(args_list)]
+    results = run_tasks(tasks, interpreter=interpreter, tracebacks=False)
+    return [results["run %d" % n] for n in range(len(args_list))]
 
 
 def test_push_certificate_info(tmp_path, pki, push):
@@ -27,14 +36,14 @@ def test_push_certificate_info(tmp_path, pki, push):
     push.write(str(cert), str(key), with_chain=True)
     current.write_bytes(push.cert_pem())
     renewal = pki.renewal(push)
-    full = ok(run_module("mdmops.apple.push_certificate_info", {
-        "content": renewal.cert_pem().decode() + renewal.key_pem().decode(),
-        "compare_to_path": str(current)}))
-    plain = ok(run_module("mdmops.apple.push_certificate_info", {"path": str(cert), "private_key_path": str(key)}))
     from lab.consoles import Emulator
     with Emulator("micromdm", tmp_path / "console", tls_dir=tmp_path / "tls") as emu:
         console = {"console": "micromdm", "url": emu.url, "api_key": emu.api_key, "ca_path": emu.ca_path}
-        held = ok(run_module("mdmops.apple.push_certificate_info", dict(console, path=str(cert))))
+        full, plain, held = map(ok, runs(
+            "mdmops.apple.push_certificate_info",
+            {"content": renewal.cert_pem().decode() + renewal.key_pem().decode(), "compare_to_path": str(current)},
+            {"path": str(cert), "private_key_path": str(key)},
+            dict(console, path=str(cert))))
     check_return_doc("push_certificate_info", full, plain, held, exhaustive=True)
 
 
@@ -50,11 +59,11 @@ def test_push_certificate(tmp_path, pki, push):
             return dict({"console": server.kind, "url": server.url, "api_key": server.api_key,
                          "ca_path": server.ca_path, "certificate_path": str(tmp_path / (stem + ".pem")),
                          "privatekey_path": str(tmp_path / (stem + ".key"))}, **kw)
-        first = ok(run_module("mdmops.apple.push_certificate", args(emu, "push", allow_new_topic=True)))
-        renewed = ok(run_module("mdmops.apple.push_certificate", args(emu, "renewal", expected_topic=push.topic,
-                                                                      backup_dir=str(tmp_path / "backups"))))
-        refused = run_module("mdmops.apple.push_certificate", args(emu, "push"))
-        blind = ok(run_module("mdmops.apple.push_certificate", args(old, "push", expected_topic=push.topic)))
+        first, renewed, refused, blind = runs(
+            "mdmops.apple.push_certificate", args(emu, "push", allow_new_topic=True),
+            args(emu, "renewal", expected_topic=push.topic, backup_dir=str(tmp_path / "backups")),
+            args(emu, "push"), args(old, "push", expected_topic=push.topic))
+        first, renewed, blind = ok(first), ok(renewed), ok(blind)
     assert renewed["backup_path"] and refused["failed"] and blind["held_before"]["known"] is False
     check_return_doc("push_certificate", first, renewed, refused, blind, exhaustive=True)
 
@@ -67,36 +76,33 @@ def test_push_certificate_request(tmp_path, pki):
             "common_name": "mdm.example.com", "signed_request_path": str(tmp_path / "request.b64"),
             "vendor_certificate_path": str(tmp_path / "mdm.pem"),
             "vendor_private_key_path": str(tmp_path / "vendor.key")}
-    first = ok(run_module("mdmops.apple.push_certificate_request", args))
-    forced = ok(run_module("mdmops.apple.push_certificate_request", dict(args, force=True, backup=True)))
+    first, forced = map(ok, runs("mdmops.apple.push_certificate_request", args, dict(args, force=True, backup=True)))
     assert forced["backup_files"]
     check_return_doc("push_certificate_request", first, forced, exhaustive=True)
 
 
 def test_network_info():
-    full = ok(run_module("mdmops.apple.network_info", {"article_path": SEED, "views": ["all"]}))
-    compact = ok(run_module("mdmops.apple.network_info", {"services": ["all"]}))
+    full, compact = map(ok, runs("mdmops.apple.network_info", {"article_path": SEED, "views": ["all"]},
+                                 {"services": ["all"]}))
     check_return_doc("network_info", full, compact, exhaustive=True)
 
 
 @pytest.mark.lab
 def test_network_probe(lab):
-    result = ok(run_module("mdmops.apple.network_probe", {
-        "services": ["device_management", "device_setup"], "timeout": 1,
-        "names": {"*.push.apple.com": "1-courier.push.apple.com"}}, interpreter=lab.interpreter("corp")))
-    # the TLS layer on the push rows (layer, tls, remedies)
-    tls = ok(run_module("mdmops.apple.network_probe", {
-        "services": ["device_management"], "hosts": ["*.push.apple.com"], "timeout": 1, "tls": True,
-        "ca_path": lab.ca_path, "names": {"*.push.apple.com": "1-courier.push.apple.com"}},
-        interpreter=lab.interpreter("corp")))
-    # through the lab's CONNECT proxy (proxy, resolved_by, remedy)
     from lab import proxies
+    names = {"*.push.apple.com": "1-courier.push.apple.com"}
     proxies.start(lab)
     try:
-        proxied = ok(run_module("mdmops.apple.network_probe", {
-            "services": ["device_management"], "hosts": ["*.push.apple.com"], "timeout": 1, "tls": True,
-            "ca_path": lab.ca_path, "proxy": proxies.url("clean"),
-            "names": {"*.push.apple.com": "1-courier.push.apple.com"}}, interpreter=lab.interpreter("corp")))
+        result, tls, proxied = map(ok, runs(
+            "mdmops.apple.network_probe",
+            {"services": ["device_management", "device_setup"], "timeout": 1, "names": names},
+            # the TLS layer on the push rows (layer, tls, remedies)
+            {"services": ["device_management"], "hosts": ["*.push.apple.com"], "timeout": 1, "tls": True,
+             "ca_path": lab.ca_path, "names": names},
+            # through the lab's CONNECT proxy (proxy, resolved_by, remedy)
+            {"services": ["device_management"], "hosts": ["*.push.apple.com"], "timeout": 1, "tls": True,
+             "ca_path": lab.ca_path, "proxy": proxies.url("clean"), "names": names},
+            interpreter=lab.interpreter("corp")))
     finally:
         lab.stop(proxies.NAME)
     check_return_doc("network_probe", result, tls, proxied, exhaustive=True)
@@ -111,16 +117,17 @@ def test_push_connectivity(lab, tmp_path):
     ats.ensure(lab)
     urls = ["https://%s/mdm" % ats.HOSTS[p] for p in ("good", "sha1")]
     # every layer (dns with addresses, tcp, tls, provider, ats with a failed requirement), certificates
-    full = ok(run_module("mdmops.apple.push_connectivity", {
-        "services": ["push_provider"], "endpoints": ["1-courier.push.apple.com:5223"], "timeout": 2,
-        "ca_path": lab.ca_path, "certificate_path": str(tmp_path / "push.pem"),
-        "privatekey_path": str(tmp_path / "push.key"), "mdm_urls": urls}, interpreter=lab.interpreter("corp")))
-    # through the lab's CONNECT proxy (proxy)
     proxies.start(lab)
     try:
-        proxied = ok(run_module("mdmops.apple.push_connectivity", {
-            "services": [], "endpoints": ["api.push.apple.com:443"], "timeout": 2, "ca_path": lab.ca_path,
-            "proxy": proxies.url("clean"), "mdm_urls": urls[:1]}, interpreter=lab.interpreter("corp")))
+        full, proxied = map(ok, runs(
+            "mdmops.apple.push_connectivity",
+            {"services": ["push_provider"], "endpoints": ["1-courier.push.apple.com:5223"], "timeout": 2,
+             "ca_path": lab.ca_path, "certificate_path": str(tmp_path / "push.pem"),
+             "privatekey_path": str(tmp_path / "push.key"), "mdm_urls": urls},
+            # through the lab's CONNECT proxy (proxy)
+            {"services": [], "endpoints": ["api.push.apple.com:443"], "timeout": 2, "ca_path": lab.ca_path,
+             "proxy": proxies.url("clean"), "mdm_urls": urls[:1]},
+            interpreter=lab.interpreter("corp")))
     finally:
         lab.stop(proxies.NAME)
     check_return_doc("push_connectivity", full, proxied, exhaustive=True)
@@ -134,13 +141,10 @@ def test_egress_firewall(lab):
             "backup": True, "state_dir": state_dir}
     try:
         # left pending (manual confirmation), so that the next run takes its timer over (rollback.superseded)
-        present = ok(run_module("mdmops.apple.egress_firewall", dict(args, rollback_confirm="manual"),
-                                interpreter=lab.interpreter("corp")))
-        cidr = ok(run_module("mdmops.apple.egress_firewall", dict(args, strategy="cidr"),
-                             interpreter=lab.interpreter("corp")))
+        present, cidr, absent = map(ok, runs(
+            "mdmops.apple.egress_firewall", dict(args, rollback_confirm="manual"), dict(args, strategy="cidr"),
+            {"state": "absent", "state_dir": state_dir}, interpreter=lab.interpreter("corp")))
         assert cidr["uncovered"]
-        absent = ok(run_module("mdmops.apple.egress_firewall", {"state": "absent", "state_dir": state_dir},
-                               interpreter=lab.interpreter("corp")))
     finally:
         run_module("mdmops.apple.egress_firewall", {"state": "absent", "state_dir": state_dir},
                    interpreter=lab.interpreter("corp"))
