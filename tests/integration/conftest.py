@@ -43,15 +43,14 @@ def _unavailable():
 
 SERIAL_FILES = ("test_firewalld",)
 # What the older ansible-cores (scripts/compat.sh) run: where the modules meet ansible-core.
-# test_return_docs.py runs every module (egress_firewall through its action plugin and the
-# rollback confirmation), collection/ builds, installs and documents it with that core's
-# ansible-galaxy and ansible-doc. The certificate modules' own tests (check mode, backups,
-# atomic writes) exercise our code more than the core's and run once, like the backends:
-# backend behaviour (nft, iptables, firewalld) does not depend on the core. Mark a test `compat` by hand when it checks something a core decides
-# (argument spec validation, deprecated aliases, diff output).
-# The hostile-input suites (certs/test_hostile_inputs.py, firewall/test_hostile.py) test our own
-# validation, which does not depend on the core: they run once, on the current core.
-COMPAT_PATHS = ("collection/", "test_return_docs.py")
+# test_compat.py runs every module through ansible-playbook with what a core decides (argument
+# spec validation, deprecated aliases, check and diff mode, module_defaults groups, the action
+# plugin); collection/ builds, installs and documents the collection with that core's ansible-galaxy
+# and ansible-doc. Everything else runs once, on the current core: the modules' own behaviour (the
+# RETURN documentation, test_return_docs.py; the certificate modules' files; the hostile-input
+# suites) and the backends (nft, iptables, firewalld) do not depend on the core. Mark a test
+# `compat` by hand when it checks something a core decides.
+COMPAT_PATHS = ("collection/", "test_compat.py")
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
