@@ -51,6 +51,18 @@ def apply(lab, args, ns="corp", check=False, diff=False):
     return run_module(MODULE, args, check=check, diff=diff, interpreter=lab.interpreter(ns))
 
 
+def remove(lab, ns="corp", **args):
+    """Teardown: ``state: absent`` (default state directory of this lab unless ``state_dir`` is given),
+    the module's own code in ``ns`` through tests/lib/module_runner.py (the action plugin has nothing
+    to do for absent; this saves an ansible-playbook start per test). Fails loudly if it did not work."""
+    from tests.lib.module_runner import run_module_cases
+    args = dict({"state": "absent"}, **args)
+    args.setdefault("state_dir", state_dir(lab))
+    result = run_module_cases([task("remove", MODULE, args)], timeout=120, python=lab.interpreter(ns))["remove"]
+    assert result["failed"] is False and result["_crash"] is None, result["_stdout"]
+    return result
+
+
 def apply_all(lab, cases, ns="corp", check=False, task_timeout=300):
     """Run every (name, args) or (name, args, check mode) of ``cases`` as one task of a single playbook
     run in ``ns``, in order, each whatever the others did; returns {name: result}."""

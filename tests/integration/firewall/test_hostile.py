@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from tests.integration.firewall.fwlib import MODULE, apply, apply_all, ruleset
+from tests.integration.firewall.fwlib import MODULE, apply, apply_all, remove, ruleset
 from tests.lib.ansible_run import task
 from tests.lib.module_runner import run_module_cases
 
@@ -85,7 +85,7 @@ def prepared(lab, tmp_path):
     res = apply(lab, dict(BASE, state_dir=state_dir))
     assert res["changed"] and not res["failed"], res
     yield state_dir, ruleset(lab)
-    apply(lab, {"state": "absent", "state_dir": state_dir})
+    remove(lab, state_dir=state_dir)
     lab.run("corp", ["nft", "flush", "ruleset"], check=True)
 
 

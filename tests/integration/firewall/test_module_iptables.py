@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.firewall.fwlib import apply, apply_all, connect, selected_targets
+from tests.integration.firewall.fwlib import apply, apply_all, connect, remove, selected_targets
 
 pytestmark = pytest.mark.lab
 
@@ -25,7 +25,7 @@ def corp(lab):
     lab.run("corp", ["iptables", "-A", "OUTPUT", "-p", "tcp", "--dport", "9", "-j", "DROP"], check=True)
     original = saves(lab)
     yield original
-    apply(lab, {"backend": "iptables", "state": "absent"})
+    remove(lab, backend="iptables")
     lab.run("corp", ["nft", "flush", "ruleset"], check=True)
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.firewall.fwlib import MODULE, apply, connect, ruleset, selected_targets, state_dir
+from tests.integration.firewall.fwlib import MODULE, apply, connect, remove, ruleset, selected_targets, state_dir
 from tests.lib.ansible_run import task
 from tests.lib.module_runner import run_module_cases
 
@@ -27,7 +27,7 @@ def corp(lab):
     lab.run("corp", ["nft", "-f", "-"], input=USER_TABLE, check=True)
     original = ruleset(lab)
     yield original
-    apply(lab, {"state": "absent"})
+    remove(lab)
     lab.run("corp", ["nft", "flush", "ruleset"], check=True)
 
 

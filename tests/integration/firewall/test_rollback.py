@@ -16,7 +16,7 @@ import time
 import pytest
 
 from ansible_collections.mdmops.apple.plugins.module_utils._firewall import _rollback
-from tests.integration.firewall.fwlib import apply, apply_all, connect, ruleset
+from tests.integration.firewall.fwlib import apply, apply_all, connect, remove, ruleset
 from tests.lib.ansible_run import run_module
 
 pytestmark = pytest.mark.lab
@@ -66,7 +66,7 @@ def corp(lab):
     lab.run("corp", ["nft", "-f", "-"], input=USER_TABLE, check=True)
     original = ruleset(lab)
     yield original
-    apply(lab, {"state": "absent"})
+    remove(lab)
     lab.run("corp", ["nft", "flush", "ruleset"], check=True)
 
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.integration.firewall.fwlib import apply, apply_all
+from tests.integration.firewall.fwlib import apply, remove
 
 pytestmark = pytest.mark.lab
 
@@ -72,7 +72,8 @@ def fresh(lab):
     yield sessions
     for s in sessions:
         s.close()
-    apply_all(lab, [(backend, {"backend": backend, "state": "absent"}) for backend in ("nftables", "iptables")])
+    for backend in ("nftables", "iptables"):
+        remove(lab, backend=backend)
     lab.run("corp", ["nft", "flush", "ruleset"], check=True)
 
 
