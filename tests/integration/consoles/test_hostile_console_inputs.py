@@ -18,7 +18,7 @@ from tests.lib.hostile import Suite, wrong
 PUT = "mdmops.apple.push_certificate"
 INFO = "mdmops.apple.push_certificate_info"
 API_KEY = "hostile-suite-api-key-7f3e"
-SUITE = Suite(timeout=90, secrets=(API_KEY,))
+SUITE = Suite(timeout=90, secrets=(API_KEY, "hostile-suite-client-secret"))
 case = SUITE.case
 
 
@@ -162,6 +162,12 @@ def _absent(c, ctx):
     return ctx.args(state="absent", certificate_path=None, privatekey_path=None)
 
 
+@case(CERT, "intune_without_apple_id", PUT, "apple_id is required with console intune", "nothing was read or sent")
+def _intune_apple_id(c, ctx):
+    return ctx.args(console="intune", tenant_id="t", client_id="c", client_secret="hostile-suite-client-secret",
+                    api_key=None)
+
+
 @case(CERT, "min_days_valid_negative", PUT, "min_days_valid")
 def _min_days(c, ctx):
     return ctx.args(min_days_valid=-1)
@@ -242,11 +248,12 @@ def shared(push_pki, tls_files, tmp_path_factory):
     for stem, issued in made.items():
         issued.write(str(directory / (stem + ".pem")), str(directory / (stem + ".key")))
     with Emulator("nanomdm", directory / "state", api_key=API_KEY, tls_files=tls_files) as emu:
-        from tests.lib.ansible_run import run_tasks, task
+        from tests.lib.ansible_run import task
+        from tests.lib.module_runner import run_module_cases
         first_args = {"console": "nanomdm", "url": emu.url, "api_key": API_KEY, "ca_path": tls_files[2],
                       "certificate_path": str(directory / "first.pem"), "privatekey_path": str(directory / "first.key"),
                       "allow_new_topic": True}
-        done = run_tasks([task("first setup", PUT, first_args)])["first setup"]
+        done = run_module_cases([task("first setup", PUT, first_args)])["first setup"]
         assert done["failed"] is False and done["changed"] is True, done["_stdout"]
         yield {"url": emu.url, "ca_path": tls_files[2], "emulator": emu,
                **{stem: str(directory / stem) for stem in made}}

@@ -128,7 +128,6 @@ def test_push_certificate_module(certs, tmp_path, tls_files, push_pki):
         words = " ".join(output.split())        # warnings are wrapped
         for title in ("NanoMDM", "MicroMDM"):   # the old servers' upload warning (Ansible shows each once)
             assert title + " cannot be read back" in words and "could not be verified" in words
-        check_bad_inputs(got["micromdm-old"]["bad"])
         check_intune(got["intune"], emulators["intune"], intune_first)
     finally:
         for emu in emulators.values():
@@ -203,14 +202,6 @@ def check_old(host, r, emu):
     held = r["old_info"]["console_certificate"]
     assert held["known"] is False and held["holds"] is None and held["reason"], host
     assert len(puts(emu)) == 2
-
-
-def check_bad_inputs(bad):
-    words = ["certificate_path", "backup_dir", "min_days_valid", "apple_id is required with console intune", "not an http(s) URL"]
-    assert len(bad) == len(words)
-    for item, expected in zip(bad, words):
-        assert item["failed"] and expected in item["msg"], (expected, item.get("msg"))
-        assert "Traceback (most recent" not in item["msg"] + str(item.get("exception"))
 
 
 def check_intune(r, emu, issued):
