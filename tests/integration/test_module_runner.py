@@ -9,7 +9,7 @@ from tests.lib.module_runner import run_module_cases
 INFO = "mdmops.apple.push_certificate_info"
 REQUEST = "mdmops.apple.push_certificate_request"
 PC = "mdmops.apple.push_connectivity"
-IGNORED = {"invocation", "_stdout", "_crash", "_rc", "_tracebacks", "warnings", "deprecations", "changed",
+IGNORED = {"invocation", "_stdout", "_crash", "_rc", "_tracebacks", "_runner", "warnings", "deprecations", "changed",
            "_ansible_no_log", "diff"}
 
 

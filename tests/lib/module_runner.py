@@ -14,7 +14,7 @@ tests/integration/test_module_runner.py shows both give the same results.
 
 Each result has the module's keys plus ``failed``, ``_crash`` (the traceback when an exception
 escaped ``main()``, else None), ``_stdout`` (what the module printed on stdout and stderr) and
-``_rc``; a case that outlives ``timeout`` is killed and fails with "Timed out".
+``_rc`` and ``_runner`` ("direct"); a case that outlives ``timeout`` is killed and fails with "Timed out".
 """
 from __future__ import annotations
 
@@ -87,7 +87,7 @@ def _child(main, case: Dict[str, Any], out_fd: int, tmpdir: str) -> None:
 def _result(output: str, rc: int, timed_out: bool, timeout: int) -> Dict[str, Any]:
     if timed_out:
         return {"failed": True, "msg": "Task failed: Timed out after %d second(s)." % timeout, "_crash": None,
-                "_stdout": output, "_rc": rc}
+                "_stdout": output, "_rc": rc, "_runner": "direct"}
     crash = output.partition("MDMOPS-CRASH\n")[2] or None
     parsed = None
     for line in reversed(output.splitlines()):
@@ -100,10 +100,10 @@ def _result(output: str, rc: int, timed_out: bool, timeout: int) -> Dict[str, An
                 continue
     if parsed is None:
         return {"failed": True, "msg": "MODULE FAILURE: no JSON answer", "module_stdout": output, "_crash": crash,
-                "_stdout": output, "_rc": rc}
+                "_stdout": output, "_rc": rc, "_runner": "direct"}
     parsed.setdefault("failed", bool(rc) or bool(parsed.get("failed")))
     parsed["failed"] = bool(parsed["failed"])
-    parsed.update(_crash=crash, _stdout=output, _rc=rc)
+    parsed.update(_crash=crash, _stdout=output, _rc=rc, _runner="direct")
     return parsed
 
 

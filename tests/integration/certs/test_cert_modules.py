@@ -1,4 +1,5 @@
-"""push_certificate_info and push_certificate_request run for real (ansible ad-hoc, local connection).
+"""push_certificate_info and push_certificate_request run for real: the request through ansible-playbook
+(local connection; diff output included), the info cases through tests/lib/module_runner.py.
 
 Certificates, keys and vendor material are generated at run time in tmp_path.
 """
@@ -16,6 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from tests.lib.ansible_run import run_module, run_tasks, task
+from tests.lib.module_runner import run_module_cases
 
 INFO = "mdmops.apple.push_certificate_info"
 REQUEST = "mdmops.apple.push_certificate_request"
@@ -26,7 +28,7 @@ def _no_crash(result):
     """No exception escaped the module (see tests/lib/ansible_run.py); where Ansible was not asked to keep
     tracebacks (run_module), none may show in the output either."""
     assert result["_crash"] is None, result["_crash"]
-    if not result["_tracebacks"]:
+    if not result.get("_tracebacks"):
         assert "Traceback" not in result["_stdout"]
 
 
@@ -41,7 +43,7 @@ def ok(result):
 def failed(result, *fragments):
     """A clean failure: a failed task, a message naming the problem, no crash, no key text."""
     assert result["failed"] is True, result
-    assert "FAILED!" in result["_stdout"]
+    assert "FAILED!" in result["_stdout"] or result.get("_runner") == "direct"     # Ansible's display
     _no_crash(result)
     assert "module_stderr" not in result and "exception" not in result
     assert "PRIVATE KEY" not in json.dumps({k: v for k, v in result.items() if k not in ("_stdout", "_crash")})
@@ -197,9 +199,10 @@ def info_cases(tmp_path, pki, push):
 
 
 def test_push_certificate_info(tmp_path, pki, push):
-    """Every push_certificate_info case as one task of a single playbook run, each judged on its own result."""
+    """Every push_certificate_info case, the module's own code (tests/lib/module_runner.py: a fork per case),
+    each judged on its own result. Through Ansible: test_return_docs.py, test_compat.py."""
     cases = info_cases(tmp_path, pki, push)
-    results = run_tasks([task(name, INFO, args, check=check) for name, args, check, _j in cases], task_timeout=120)
+    results = run_module_cases([task(name, INFO, args, check=check) for name, args, check, _j in cases], timeout=120)
     problems = []
     for name, _args, _check, judge in cases:
         try:
