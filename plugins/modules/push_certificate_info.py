@@ -65,6 +65,15 @@ options:
       - Password of the compared certificate when it is a PKCS#12 file.
     type: str
     aliases: [compare_to_password]
+  console_csr:
+    description:
+      - Also download the certificate signing request the console made for Apple's portal, from consoles that
+        make their own and keep its private key (Intune, C(downloadApplePushNotificationCertificateSigningRequest));
+        returned as RV(console_csr). A CSR holds no secret.
+      - Other consoles fail with a message naming M(mdmops.apple.push_certificate_request), which makes the key
+        and the request for them.
+    type: bool
+    default: false
   expires_within_days:
     description:
       - RV(expires_soon) is true when the certificate expires in fewer days than this (or has expired).
@@ -418,6 +427,28 @@ console_certificate:
           type: str
           returned: always
           sample: SHA-256 fingerprint
+console_csr:
+  description:
+    - The console's own certificate signing request (O(console_csr)), to upload to Apple's Push Certificates
+      Portal (renew the current certificate there with the Apple Account that created it).
+  returned: when O(console_csr) is true
+  type: dict
+  contains:
+    pem:
+      description: The request, PEM.
+      type: str
+      returned: always
+      sample: "-----BEGIN CERTIFICATE REQUEST-----\nMIIC...\n-----END CERTIFICATE REQUEST-----\n"
+    subject:
+      description: Its subject (RFC 4514).
+      type: str
+      returned: always
+      sample: CN=Intune MDM Push
+    public_key_fingerprint_sha256:
+      description: SHA-256 of its public key (DER SubjectPublicKeyInfo), to match the certificate Apple issues.
+      type: str
+      returned: always
+      sample: "9C:1B:...:77"
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -427,6 +458,7 @@ from ansible_collections.mdmops.apple.plugins.module_utils._consoles._args impor
     connect_from_params,
     console_choice_spec,
     console_connection_spec,
+    csr_summary,
     url_masks,
     held_summary,
 )
@@ -454,6 +486,7 @@ def argument_spec() -> dict:
     spec.update(console_choice_spec(required=False))
     spec.update(console_connection_spec(password=False))
     spec["topic"] = dict(type="str")
+    spec["console_csr"] = dict(type="bool", default=False)
     return spec
 
 
@@ -486,12 +519,16 @@ def main() -> None:
             module.fail_json(msg=str(exc))
         for warning in warnings:
             module.warn(warning)
+    if params["console_csr"] and not params["console"]:
+        module.fail_json(msg="console_csr downloads the request a console made: give console (and its connection "
+                             "options) too")
     if params["console"]:
-        result["console_certificate"] = read_console(module, cert)
+        result.update(read_console(module, cert))
     module.exit_json(changed=False, **result)
 
 
 def read_console(module: AnsibleModule, cert) -> dict:
+    """``console_certificate`` (and ``console_csr`` when asked) of the module's result."""
     params = module.params
     try:
         console, warnings = connect_from_params(params)
@@ -499,9 +536,17 @@ def read_console(module: AnsibleModule, cert) -> dict:
         module.fail_json(msg=str(exc), step=exc.step)
     for warning in warnings:
         module.warn(warning)
+    if params["console_csr"] and not console.capabilities.can_csr:
+        console.session.close()
+        module.fail_json(msg="console_csr: %s does not make certificate signing requests (it takes the key with the "
+                             "certificate): make the key and the request with mdmops.apple.push_certificate_request; "
+                             "nothing was read" % console.title, step="csr")
     facts = certificate_facts(cert) if cert is not None else None
+    out = {}
     try:
         held = console.read(params["topic"] or (facts or {}).get("topic"))
+        if params["console_csr"]:
+            out["console_csr"] = csr_summary(console.csr())
     except ConsoleError as exc:
         module.fail_json(msg=str(exc), step=exc.step, status=exc.status)
     finally:
@@ -509,7 +554,8 @@ def read_console(module: AnsibleModule, cert) -> dict:
     summary = held_summary(console, held, facts, params["expires_within_days"])
     if not summary["known"]:
         module.warn("%s cannot tell what it holds: %s" % (console.title, summary["reason"]))
-    return summary
+    out["console_certificate"] = summary
+    return out
 
 
 if __name__ == "__main__":

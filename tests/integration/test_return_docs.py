@@ -37,14 +37,20 @@ def test_push_certificate_info(tmp_path, pki, push):
     current.write_bytes(push.cert_pem())
     renewal = pki.renewal(push)
     from lab.consoles import Emulator
-    with Emulator("micromdm", tmp_path / "console", tls_dir=tmp_path / "tls") as emu:
+    from lab.consoles import intune as emi
+    with Emulator("micromdm", tmp_path / "console", tls_dir=tmp_path / "tls") as emu, \
+            Emulator("intune", tmp_path / "intune", tls_dir=tmp_path / "tls-intune") as graph:
         console = {"console": "micromdm", "url": emu.url, "api_key": emu.api_key, "ca_path": emu.ca_path}
-        full, plain, held = map(ok, runs(
+        intune = {"console": "intune", "url": graph.url, "token_url": graph.url, "tenant_id": emi.TENANT_ID,
+                  "client_id": emi.CLIENT_ID, "client_secret": graph.api_key, "ca_path": graph.ca_path}
+        full, plain, held, csr = map(ok, runs(
             "mdmops.apple.push_certificate_info",
             {"content": renewal.cert_pem().decode() + renewal.key_pem().decode(), "compare_to_path": str(current)},
             {"path": str(cert), "private_key_path": str(key)},
-            dict(console, path=str(cert))))
-    check_return_doc("push_certificate_info", full, plain, held, exhaustive=True)
+            dict(console, path=str(cert)),
+            dict(intune, console_csr=True)))
+    assert csr["console_csr"]["pem"].startswith("-----BEGIN CERTIFICATE REQUEST-----")
+    check_return_doc("push_certificate_info", full, plain, held, csr, exhaustive=True)
 
 
 def test_push_certificate(tmp_path, pki, push):

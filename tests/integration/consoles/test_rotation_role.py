@@ -166,6 +166,7 @@ PLAY = """- hosts: corp
         name: mdmops.apple.push_certificate
       vars:
         push_certificate_phase: request
+        push_certificate_fail_on_error: false
         push_certificate_privatekey_path: %(dir)s/new.key
         push_certificate_csr_path: %(dir)s/new.csr
         push_certificate_next_steps_path: %(dir)s/NEXT_STEPS.txt
@@ -187,7 +188,7 @@ PLAY = """- hosts: corp
 
 
 def test_request_phase_then_dry_run_write_nothing_to_the_consoles(lab, tmp_path):
-    nano, micro = consoles.start(lab, "nanomdm"), consoles.start(lab, "micromdm")
+    nano, micro, graph = consoles.start(lab, "nanomdm"), consoles.start(lab, "micromdm"), consoles.start(lab, "intune")
     try:
         pki = lab_push_pki(lab)
         current = pki.push(days=200)
@@ -196,6 +197,8 @@ def test_request_phase_then_dry_run_write_nothing_to_the_consoles(lab, tmp_path)
                                                "key_pem": current.key_pem().decode(), "stored_at": ""}})
         _write(tmp_path / "renewal.pem", renewal.cert_pem())
         _write(tmp_path / "renewal.key", renewal.key_pem())
+        intune = {"console": "intune", "url": graph.url, "token_url": graph.url, "tenant_id": emi.TENANT_ID,
+                  "client_id": emi.CLIENT_ID, "client_secret": graph.api_key, "apple_id": "mdm@example.com"}
         inventory = tmp_path / "inventory.ini"
         inventory.write_text("corp ansible_connection=local ansible_python_interpreter=%s\n" % lab.interpreter("corp"))
         (tmp_path / "host_vars").mkdir()
@@ -203,6 +206,9 @@ def test_request_phase_then_dry_run_write_nothing_to_the_consoles(lab, tmp_path)
             "push_certificate_consoles": [
                 {"name": "prod nanomdm", "console": "nanomdm", "url": nano.url, "api_key": nano.api_key},
                 {"name": "new micromdm", "console": "micromdm", "url": micro.url, "api_key": micro.api_key},
+                # Intune makes its own request: downloaded to a path of its own; a shared path is refused
+                dict(intune, name="intune", csr_path=str(tmp_path / "intune.csr")),
+                dict(intune, name="intune sharing a path", csr_path=str(tmp_path / "new.csr")),
             ],
             "push_certificate_expected_topic": current.topic,
             "push_certificate_ca_path": lab.ca_path,
@@ -216,7 +222,16 @@ def test_request_phase_then_dry_run_write_nothing_to_the_consoles(lab, tmp_path)
 
         # request: a new key (0600) and its CSR, the next steps naming the topic to keep and the files
         requested = {r["name"]: r for r in json.loads((tmp_path / "request.json").read_text())}
+        shared = requested.pop("intune sharing a path")
+        assert shared["status"] == "failed" and "a csr_path of its own" in shared["msg"], shared
         assert all(r["status"] == "requested" for r in requested.values()), requested
+        # Intune's own request (Graph's downloadApplePushNotificationCertificateSigningRequest), on its key
+        csr = x509.load_pem_x509_csr((tmp_path / "intune.csr").read_bytes())
+        assert csr.public_key().public_numbers() == emi.tenant_key(graph.control).public_key().public_numbers()
+        assert requested["intune"]["csr_path"] == str(tmp_path / "intune.csr")
+        assert "Upload the signing request intune made (it keeps the key), downloaded to %s" % (tmp_path / "intune.csr") \
+            in (tmp_path / "NEXT_STEPS.txt").read_text()
+        assert graph.control.writes() == []
         assert stat.S_IMODE(os.stat(tmp_path / "new.key").st_mode) == 0o600
         assert (tmp_path / "new.csr").read_text().startswith("-----BEGIN CERTIFICATE REQUEST-----")
         steps = (tmp_path / "NEXT_STEPS.txt").read_text()
@@ -236,3 +251,4 @@ def test_request_phase_then_dry_run_write_nothing_to_the_consoles(lab, tmp_path)
     finally:
         lab.stop(nano.process)
         lab.stop(micro.process)
+        lab.stop(graph.process)
