@@ -15,28 +15,10 @@ from ansible_collections.mdmops.apple.plugins.module_utils._push import _facts a
 from ansible_collections.mdmops.apple.plugins.module_utils._push import _material as mat
 from ansible_collections.mdmops.apple.plugins.module_utils._push import _request as req
 from ansible_collections.mdmops.apple.plugins.module_utils._push._material import CertificateError
+from tests.lib.hostile import snapshot
 from tests.lib.keys import truncated_private_key_pem
 
 ROOT = os.geteuid() == 0
-
-
-def snapshot(directory):
-    """Every entry under ``directory``: type, mode, and content (bytes or link target)."""
-    state = {}
-    for base, dirs, files in os.walk(str(directory)):
-        for name in dirs + files:
-            path = os.path.join(base, name)
-            info = os.lstat(path)
-            if stat.S_ISREG(info.st_mode):
-                with open(path, "rb") as handle:
-                    content = handle.read()
-            elif stat.S_ISLNK(info.st_mode):
-                content = os.readlink(path)
-            else:
-                content = None
-            state[os.path.relpath(path, str(directory))] = (stat.S_IFMT(info.st_mode), stat.S_IMODE(info.st_mode),
-                                                            content)
-    return state
 
 
 def spec(tmp_path, **kwargs):
