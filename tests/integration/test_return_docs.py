@@ -53,25 +53,7 @@ def test_push_certificate_info(tmp_path, pki, push):
     check_return_doc("push_certificate_info", full, plain, held, csr, exhaustive=True)
 
 
-def test_push_certificate(tmp_path, pki, push):
-    from lab.consoles import Emulator
-    renewal = pki.renewal(push)
-    for stem, issued in (("push", push), ("renewal", renewal)):
-        issued.write(str(tmp_path / (stem + ".pem")), str(tmp_path / (stem + ".key")))
-    (tmp_path / "backups").mkdir()
-    with Emulator("nanomdm", tmp_path / "nanomdm", tls_dir=tmp_path / "tls") as emu, \
-            Emulator("micromdm", tmp_path / "micromdm-old", variant="old", tls_dir=tmp_path / "tls-old") as old:
-        def args(server, stem, **kw):
-            return dict({"console": server.kind, "url": server.url, "api_key": server.api_key,
-                         "ca_path": server.ca_path, "certificate_path": str(tmp_path / (stem + ".pem")),
-                         "privatekey_path": str(tmp_path / (stem + ".key"))}, **kw)
-        first, renewed, refused, blind = runs(
-            "mdmops.apple.push_certificate", args(emu, "push", allow_new_topic=True),
-            args(emu, "renewal", expected_topic=push.topic, backup_dir=str(tmp_path / "backups")),
-            args(emu, "push"), args(old, "push", expected_topic=push.topic))
-        first, renewed, blind = ok(first), ok(renewed), ok(blind)
-    assert renewed["backup_path"] and refused["failed"] and blind["held_before"]["known"] is False
-    check_return_doc("push_certificate", first, renewed, refused, blind, exhaustive=True)
+# push_certificate: checked on the many runs of consoles/test_push_certificate_module.py
 
 
 def test_push_certificate_request(tmp_path, pki):

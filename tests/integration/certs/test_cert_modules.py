@@ -1,5 +1,6 @@
-"""push_certificate_info and push_certificate_request run for real: the request through ansible-playbook
-(local connection; diff output included), the info cases through tests/lib/module_runner.py.
+"""push_certificate_info and push_certificate_request run for real: their own code through
+tests/lib/module_runner.py (files, modes, keys, idempotence, failures), and through ansible-playbook
+where Ansible's part is checked (the diff it shows in check mode; a failure under ignore_errors).
 
 Certificates, keys and vendor material are generated at run time in tmp_path.
 """
@@ -16,7 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from tests.lib.ansible_run import run_module, run_tasks, task
+from tests.lib.ansible_run import run_module, task
 from tests.lib.module_runner import run_module_cases
 
 INFO = "mdmops.apple.push_certificate_info"
@@ -224,8 +225,15 @@ def request_args(tmp_path, **extra):
 
 
 def requests(*named):
-    """Run each (name, args) with push_certificate_request, in order, as the tasks of one playbook run."""
-    return run_tasks([task(name, REQUEST, args) for name, args in named], task_timeout=120)
+    """Run each (name, args) with push_certificate_request, in order: the module's own code
+    (tests/lib/module_runner.py, a fork per run of one process that imported it)."""
+    return run_module_cases([task(name, REQUEST, args) for name, args in named], timeout=120)
+
+
+def request(args, check=False, diff=False):
+    """One run of push_certificate_request's own code (see ``requests``); the tests that check what Ansible
+    shows (the diff) use tests/lib/ansible_run.py's run_module."""
+    return run_module_cases([task("run", REQUEST, args, check=check, diff=diff)], timeout=120)["run"]
 
 
 def load_csr(path):
@@ -269,7 +277,7 @@ class TestRequest:
         assert "--- before" in result["_stdout"] and '"subject": "emailAddress=mdm@example.com' in result["_stdout"]
 
     def test_check_mode_on_existing_files_reports_csr_change(self, tmp_path):
-        ok(run_module(REQUEST, request_args(tmp_path)))
+        ok(request(request_args(tmp_path)))
         before = (tmp_path / "push.csr").read_bytes()
         result = ok(run_module(REQUEST, request_args(tmp_path, common_name="renamed"), check=True, diff=True))
         assert result["changed"] is True and result["actions"] == {
@@ -278,9 +286,9 @@ class TestRequest:
         assert "CN=renamed" in result["_stdout"]
 
     def test_subject_change_keeps_key(self, tmp_path):
-        first = ok(run_module(REQUEST, request_args(tmp_path)))
+        first = ok(request(request_args(tmp_path)))
         key_before = (tmp_path / "push.key").read_bytes()
-        second = ok(run_module(REQUEST, request_args(tmp_path, organization="Example Corp"), diff=True))
+        second = ok(request(request_args(tmp_path, organization="Example Corp"), diff=True))
         assert second["changed"] is True and second["changed_files"] == [str(tmp_path / "push.csr")]
         assert (tmp_path / "push.key").read_bytes() == key_before
         assert second["public_key_fingerprint_sha256"] == first["public_key_fingerprint_sha256"]
@@ -301,7 +309,7 @@ class TestRequest:
 
     def test_encrypted_key_and_loose_mode_fixed(self, tmp_path):
         args = request_args(tmp_path, privatekey_passphrase="Key-Passphrase-1")
-        ok(run_module(REQUEST, args))
+        ok(request(args))
         assert b"ENCRYPTED PRIVATE KEY" in (tmp_path / "push.key").read_bytes()
         os.chmod(tmp_path / "push.key", 0o644)
         # the loose mode fixed, then nothing left to do, then a wrong passphrase (one playbook run)
@@ -320,14 +328,14 @@ class TestRequest:
         pem = ec_key().private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                      serialization.NoEncryption())
         (tmp_path / "push.key").write_bytes(pem)
-        failed(run_module(REQUEST, request_args(tmp_path)), "EC secp256r1", "RSA", "force: true")
+        failed(request(request_args(tmp_path)), "EC secp256r1", "RSA", "force: true")
         assert os.listdir(tmp_path) == ["push.key"]
 
     def test_missing_directory_fails_cleanly(self, tmp_path):
-        failed(run_module(REQUEST, request_args(tmp_path / "nope")), "does not exist")
+        failed(request(request_args(tmp_path / "nope")), "does not exist")
 
     def test_key_size_minimum(self, tmp_path):
-        failed(run_module(REQUEST, request_args(tmp_path, key_size=1024)), "key_size", "2048, 3072, 4096")
+        failed(request(request_args(tmp_path, key_size=1024)), "key_size", "2048, 3072, 4096")
         assert os.listdir(tmp_path) == []
 
 
@@ -387,12 +395,12 @@ class TestVendorSignedRequest:
 
     def test_another_vendor_certificate_resigns(self, tmp_path, pki, vendor_files):
         _vendor, vendor_dir = vendor_files
-        ok(run_module(REQUEST, self.args(tmp_path, vendor_dir)))
+        ok(request(self.args(tmp_path, vendor_dir)))
         other = pki.vendor("Other Vendor")
         other.write(str(vendor_dir / "mdm.pem"), str(vendor_dir / "vendor.key"))
         args = self.args(tmp_path, vendor_dir)
         del args["vendor_private_key_passphrase"]
-        result = ok(run_module(REQUEST, args))
+        result = ok(request(args))
         assert result["actions"] == {"privatekey": "keep", "csr": "keep", "signed_request": "regenerate"}
 
     def test_vendor_key_mismatch_writes_nothing(self, tmp_path, pki, vendor_files):
@@ -401,14 +409,14 @@ class TestVendorSignedRequest:
         (vendor_dir / "vendor.key").write_bytes(stranger.key_bytes())
         args = self.args(tmp_path, vendor_dir)
         del args["vendor_private_key_passphrase"]
-        failed(run_module(REQUEST, args), "vendor_private_key_path", "does not belong to the vendor certificate",
+        failed(request(args), "vendor_private_key_path", "does not belong to the vendor certificate",
                "nothing was written")
         assert sorted(os.listdir(tmp_path)) == ["vendor"]
 
     def test_vendor_options_go_together(self, tmp_path, vendor_files):
         _vendor, vendor_dir = vendor_files
         args = request_args(tmp_path, signed_request_path=str(tmp_path / "r.b64"))
-        failed(run_module(REQUEST, args), "vendor_certificate_path")
+        failed(request(args), "vendor_certificate_path")
         assert sorted(os.listdir(tmp_path)) == ["vendor"]
 
 

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from lab.consoles import Emulator
 from lab.consoles import intune as emi
 from tests.lib.ansible_run import run_playbook
+from tests.lib.return_doc import check_return_doc
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 HOSTS = {"nanomdm": ("nanomdm", "current"), "micromdm": ("micromdm", "current"),
@@ -129,9 +130,26 @@ def test_push_certificate_module(certs, tmp_path, tls_files, push_pki):
         for title in ("NanoMDM", "MicroMDM"):   # the old servers' upload warning (Ansible shows each once)
             assert title + " cannot be read back" in words and "could not be verified" in words
         check_intune(got["intune"], emulators["intune"], intune_first)
+
+        # what the module returned in all these runs agrees with its RETURN documentation, and together the
+        # runs return every documented key (first setup, renewal with a backup, a refusal, a console that
+        # cannot tell what it holds, Intune)
+        nano = got["nanomdm"]
+        check_return_doc("push_certificate", *map(_module_result, [
+            nano["first"], nano["same"], nano["renewal"], nano["first_refused"], nano["refused"][0],
+            nano["not_applied"], got["micromdm"]["renewal"], got["nanomdm-old"]["old_uploads"][0],
+            got["intune"]["uploads"][0]]), exhaustive=True)
     finally:
         for emu in emulators.values():
             emu.stop()
+
+
+def _module_result(registered):
+    """A registered result as the module returned it: without what a loop adds, nor the placeholder
+    ``exception`` ansible-core 2.19 adds to a failed task at -vvv (a real traceback is kept, and fails)."""
+    return {k: v for k, v in registered.items()
+            if k not in ("item", "ansible_loop_var", "_ansible_item_label", "_ansible_ignore_errors")
+            and not (k == "exception" and v == "(traceback unavailable)")}
 
 
 def puts(emu):
