@@ -54,10 +54,11 @@ declare -A running=()
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# longest first, so that the short ones fill the gaps at the end
-ALL=(lab serial unit "sanity-$CURRENT_CORE")
+# longest first, so that the short ones fill the gaps at the end (unit early: it is short but its
+# failures are the quickest to read); molecule before the older cores' steps, which are shorter
+ALL=(lab serial unit "sanity-$CURRENT_CORE" molecule)
 for v in "${OLDER_CORES[@]}"; do ALL+=("compat-$v" "sanity-$v"); done
-ALL+=(molecule lint)
+ALL+=(lint)
 
 steps=() skipped_by_env=()
 if [ $# -eq 0 ]; then
