@@ -173,13 +173,10 @@ def _accepted_credentials(cls: type) -> Tuple[str, ...]:
 def csr_summary(pem: str) -> Dict[str, Any]:
     """What push_certificate_info returns as ``console_csr``: the PEM, its subject and public-key fingerprint."""
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
+    from ansible_collections.mdmops.apple.plugins.module_utils._push._material import public_key_fingerprint
     request = x509.load_pem_x509_csr(pem.encode("ascii"))
-    spki = request.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    digest = hashes.Hash(hashes.SHA256())
-    digest.update(spki)
     return {"pem": pem if pem.endswith("\n") else pem + "\n", "subject": request.subject.rfc4514_string(),
-            "public_key_fingerprint_sha256": ":".join("%02X" % b for b in digest.finalize())}
+            "public_key_fingerprint_sha256": public_key_fingerprint(request)}
 
 
 def held_summary(console: Console, held: Optional[Held], cert_facts: Optional[Dict[str, Any]] = None,

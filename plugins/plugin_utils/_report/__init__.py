@@ -27,6 +27,8 @@ import math
 import os
 from collections import OrderedDict
 
+from ansible_collections.mdmops.apple.plugins.module_utils._apns._connectivity import DNS_REMEDY, TCP_REMEDIES
+
 # Layers in the order a connection goes through them; unknown layers sort after.
 LAYERS = ("dns", "tcp", "udp", "tls", "provider", "ats")
 # Statuses that are not a failure and not a success: nothing was (or could be) shown.
@@ -36,19 +38,13 @@ OK = "ok"
 DNS_STATUSES = ("dns_failed", "nxdomain", "servfail", "no_address")
 
 # A one-line remedy for results that carry none (network_probe without tls): what to do, by status.
-DEFAULT_REMEDIES = {
-    "dns_failed": "{name} does not resolve from this host: check its resolvers, and that DNS filtering or a split "
-                  "horizon does not hide Apple's names.",
-    "nxdomain": "{name} does not exist for this host's resolvers: check DNS filtering or a split horizon.",
-    "refused": "The connection was refused (reset or rejected): open {protocol} {port} to {name} on the firewalls "
-               "between this host and Apple.",
-    "timeout": "No answer within the timeout: a firewall silently drops {protocol} {port} to {name}; allow it.",
-    "unreachable": "No route to {name}: check this host's routing and the upstream firewall's ICMP rejects.",
-    "blocked_locally": "This host's own firewall refused to send to {name}:{port}; allow it locally.",
-    "no_answer": "No UDP answer (inconclusive): if {name} must answer on {port}, allow UDP {port} both ways.",
-    "skipped": "Not probed: {host} is a wildcard; give a concrete name for it in `names`.",
-    "error": "Unexpected error probing {name}:{port}; see the detail.",
-}
+DEFAULT_REMEDIES = dict(
+    {status: text for status, text in TCP_REMEDIES.items() if not status.startswith("proxy_")},
+    dns_failed=DNS_REMEDY,
+    nxdomain="{name} does not exist for this host's resolvers: check DNS filtering or a split horizon.",
+    skipped="Not probed: {host} is a wildcard; give a concrete name for it in `names`.",
+    error="Unexpected error probing {name}:{port}; see the detail.",
+)
 
 
 class ReportError(ValueError):

@@ -235,6 +235,22 @@ def _console_unknown(c, ctx):
     return ctx.args(console="jamf")
 
 
+@case(CONN, "console_csr_from_a_console_that_makes_none", INFO, "console_csr", "push_certificate_request",
+      "nothing was read")
+def _csr_nanomdm(c, ctx):
+    return ctx.info_args(console_csr=True)
+
+
+@case(CONN, "console_csr_without_console", INFO, "console_csr", "give console")
+def _csr_alone(c, ctx):
+    return {"path": ctx.shared["renewal"] + ".pem", "console_csr": True}
+
+
+@case(CONN, "console_csr_not_a_bool", INFO, "console_csr")
+def _csr_type(c, ctx):
+    return ctx.info_args(console_csr="perhaps")
+
+
 @case(CONN, "nanomdm_without_url", INFO, "url is required")
 def _no_url(c, ctx):
     return ctx.info_args(url=None)

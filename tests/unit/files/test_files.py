@@ -227,3 +227,42 @@ def test_write_atomic_keeps_the_owner_of_the_file_it_replaces(tmp_path):
     info = os.stat(path)
     assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (65534, 65534, 0o600)
     assert path.read_bytes() == b"new"
+
+
+# -- check_output_dir (push_certificate's backup_dir) ---------------------------------------------
+
+def test_output_dir_accepts_a_private_and_a_sticky_directory(tmp_path):
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    assert _files.check_output_dir(str(private), "backup_dir") == str(private)
+    shared = tmp_path / "tmp"
+    shared.mkdir()
+    os.chmod(str(shared), 0o1777)
+    assert _files.check_output_dir(str(shared) + "/", "backup_dir") == str(shared)
+
+
+@pytest.mark.parametrize("kind,words", [("missing", "does not exist"), ("file", "not a directory"),
+                                        ("fifo", "FIFO"), ("open", "writable by group or others"),
+                                        ("planted", "symbolic link that another user could have planted"),
+                                        ("empty", "not a usable directory path")])
+def test_output_dir_refuses_what_others_control(tmp_path, kind, words):
+    path = tmp_path / kind
+    if kind == "file":
+        path.write_text("x")
+    elif kind == "fifo":
+        os.mkfifo(str(path))
+    elif kind == "open":
+        path.mkdir()
+        os.chmod(str(path), 0o777)
+    elif kind == "planted":          # a link in a world-writable (not sticky) directory
+        (tmp_path / "real").mkdir(mode=0o700)
+        shared = tmp_path / "shared"
+        shared.mkdir()
+        os.chmod(str(shared), 0o777)
+        path = shared / "backups"
+        os.symlink(str(tmp_path / "real"), str(path))
+    before = sorted(os.listdir(str(tmp_path)))
+    with pytest.raises(FileError) as err:
+        _files.check_output_dir("" if kind == "empty" else str(path), "backup_dir")
+    assert "backup_dir" in str(err.value) and words in str(err.value)
+    assert sorted(os.listdir(str(tmp_path))) == before
