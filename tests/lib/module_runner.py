@@ -15,6 +15,8 @@ tests/integration/test_module_runner.py shows both give the same results.
 Each result has the module's keys plus ``failed``, ``_crash`` (the traceback when an exception
 escaped ``main()``, else None), ``_stdout`` (what the module printed on stdout and stderr) and
 ``_rc`` and ``_runner`` ("direct"); a case that outlives ``timeout`` is killed and fails with "Timed out".
+egress_firewall's action plugin (the confirmation of a rollback timer through a second run) is what a
+case with ``confirm`` adds: the same two pure functions decide what to confirm and what the task reports.
 """
 from __future__ import annotations
 
@@ -27,29 +29,37 @@ import sys
 import tempfile
 import time
 import traceback
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PREFIX = "mdmops.apple."
 
 
-def run_module_cases(cases: Sequence[Dict[str, Any]], timeout: int = 60, python: str = sys.executable
-                     ) -> Dict[str, Dict[str, Any]]:
-    """``cases`` made with tests.lib.ansible_run.task(); one runner process per module; {name: result}.
-    ``python``: the interpreter to run them with, e.g. a lab namespace's (``lab.interpreter(ns)``)."""
+def run_module_cases(cases: Sequence[Dict[str, Any]], timeout: int = 60, python: str = sys.executable,
+                     env: Optional[Dict[str, str]] = None) -> Dict[str, Dict[str, Any]]:
+    """``cases`` made with tests.lib.ansible_run.task(), run in order (one runner process per run of
+    consecutive cases of one module); {name: result}. ``python``: the interpreter to run them with,
+    e.g. a lab namespace's (``lab.interpreter(ns)``). A case with ``"confirm": True`` (egress_firewall)
+    is followed, as the module's action plugin does, by the run that confirms its rollback timer.
+    ``env``: more environment variables for the runner process (and so for every case)."""
     from lab.collection import collections_root
     names = [c["name"] for c in cases]
     assert len(set(names)) == len(names), "case names must be unique"
-    by_module: Dict[str, List[Dict[str, Any]]] = {}
+    batches: List[List[Dict[str, Any]]] = []      # consecutive cases of one module: one process, in order
     for c in cases:
         assert c["module"].startswith(PREFIX), "only this collection's modules: %s" % c["module"]
-        by_module.setdefault(c["module"][len(PREFIX):], []).append(c)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([collections_root(), ROOT]))
+        if batches and batches[-1][0]["module"] == c["module"]:
+            batches[-1].append(c)
+        else:
+            batches.append([c])
+    env = dict(os.environ, **(env or {}))
+    env["PYTHONPATH"] = os.pathsep.join([collections_root(), ROOT])
     results: Dict[str, Dict[str, Any]] = {}
-    for module, module_cases in by_module.items():
-        request = json.dumps({"module": module, "timeout": timeout, "cases": module_cases})
+    for batch in batches:
+        module = batch[0]["module"][len(PREFIX):]
+        request = json.dumps({"module": module, "timeout": timeout, "cases": batch})
         proc = subprocess.run([python, "-m", "tests.lib.module_runner"], input=request, capture_output=True,
-                              text=True, env=env, cwd=ROOT, timeout=timeout * len(module_cases) + 120, check=False)
+                              text=True, env=env, cwd=ROOT, timeout=timeout * 2 * len(batch) + 120, check=False)
         assert proc.returncode == 0, "the module runner failed for %s:\n%s" % (module, proc.stderr[-4000:])
         results.update(json.loads(proc.stdout))
     return results
@@ -107,36 +117,58 @@ def _result(output: str, rc: int, timed_out: bool, timeout: int) -> Dict[str, An
     return parsed
 
 
+def _run_case(main, case: Dict[str, Any], timeout: int) -> Dict[str, Any]:
+    """One case in a forked child; its result."""
+    with tempfile.TemporaryDirectory(prefix="mdmops-case-") as tmpdir:
+        out_path = os.path.join(tmpdir, "output")
+        out_fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                _child(main, case, out_fd, tmpdir)
+            finally:
+                os._exit(99)
+        os.close(out_fd)
+        deadline, timed_out, status = time.monotonic() + timeout, False, 0
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                _done, status = os.waitpid(pid, 0)
+                timed_out = True
+                break
+            time.sleep(0.005)
+        with open(out_path, encoding="utf-8", errors="replace") as handle:
+            output = handle.read()
+        return _result(output, os.waitstatus_to_exitcode(status), timed_out, timeout)
+
+
+def _confirmed(main, case: Dict[str, Any], result: Dict[str, Any], timeout: int) -> Dict[str, Any]:
+    """egress_firewall's action plugin after the module: the confirmation run it would make (a second
+    module run, here a second child), merged as it merges it (the same functions, from _rollback)."""
+    from ansible_collections.mdmops.apple.plugins.module_utils._firewall._rollback import (
+        confirmation_args, merge_confirmation)
+    args = confirmation_args(case["args"], result)
+    if args is None:
+        return result
+    confirmed = _run_case(main, dict(case, args=args), timeout)
+    merged = merge_confirmation(result, confirmed)
+    merged.update(_crash=result["_crash"] or confirmed["_crash"], _stdout=result["_stdout"] + confirmed["_stdout"],
+                  _confirmation=confirmed)
+    return merged
+
+
 def _serve(request: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
     module = importlib.import_module("ansible_collections.mdmops.apple.plugins.modules." + request["module"])
     timeout = request["timeout"]
     results = {}
     for case in request["cases"]:
-        with tempfile.TemporaryDirectory(prefix="mdmops-case-") as tmpdir:
-            out_path = os.path.join(tmpdir, "output")
-            out_fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            pid = os.fork()
-            if pid == 0:
-                try:
-                    _child(module.main, case, out_fd, tmpdir)
-                finally:
-                    os._exit(99)
-            os.close(out_fd)
-            deadline, timed_out, status = time.monotonic() + timeout, False, 0
-            while True:
-                done, status = os.waitpid(pid, os.WNOHANG)
-                if done:
-                    break
-                if time.monotonic() > deadline:
-                    os.kill(pid, signal.SIGKILL)
-                    _done, status = os.waitpid(pid, 0)
-                    timed_out = True
-                    break
-                time.sleep(0.005)
-            with open(out_path, encoding="utf-8", errors="replace") as handle:
-                output = handle.read()
-            rc = os.waitstatus_to_exitcode(status)
-            results[case["name"]] = _result(output, rc, timed_out, timeout)
+        result = _run_case(module.main, case, timeout)
+        if case.get("confirm"):
+            result = _confirmed(module.main, case, result, timeout)
+        results[case["name"]] = result
     return results
 
 

@@ -57,6 +57,36 @@ class RollbackError(Exception):
     """The lock, the snapshot or the timer cannot be used; the message says what to do."""
 
 
+# what the confirmation run (the action plugin's second module run) takes over from the task's arguments
+CONFIRM_PASSTHROUGH = ("backend", "table", "state_dir", "lock_timeout", "keep_snapshots")
+
+
+def confirmation_args(args, result):
+    """The module arguments of the run that confirms ``result``'s timer (``args``: the task's), or
+    None when there is nothing to confirm: the run failed, armed no timer, or the user confirms
+    later (``rollback_confirm: manual``).  Pure; the egress_firewall action plugin uses it."""
+    rollback = result.get("rollback") or {}
+    if result.get("failed") or not rollback.get("pending") or args.get("rollback_confirm", "auto") != "auto":
+        return None
+    out = {"confirm_token": rollback["token"]}
+    out.update((key, args[key]) for key in CONFIRM_PASSTHROUGH if key in args)
+    return out
+
+
+def merge_confirmation(result, confirmed):
+    """``result`` (the change) once its confirmation run answered ``confirmed`` (a module result, or
+    ``{"failed": True, "msg": ...}`` when the host could not be reached): confirmed, or failed with
+    what happens next (the host restores by itself when its timer ends).  Pure."""
+    rollback = result.get("rollback") or {}
+    status = (confirmed.get("rollback") or {}).get("status")
+    if confirmed.get("failed") or status != "confirmed":
+        return dict(result, failed=True, msg=(
+            "the firewall change was applied but could not be confirmed through a new connection "
+            "(%s); the host restores the previous rules by itself %d s after the change "
+            "(rollback token %s)" % (confirmed.get("msg") or status, rollback.get("timeout", 0), rollback.get("token"))))
+    return dict(result, rollback=dict(rollback, pending=False, status="confirmed"))
+
+
 def crash_point(stage):
     """Test hook: die here (SIGKILL) when ``$MDMOPS_FIREWALL_TEST_CRASH`` names ``stage``."""
     if os.environ.get(CRASH_ENV) == stage:

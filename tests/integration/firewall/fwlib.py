@@ -45,33 +45,53 @@ def state_dir(lab):
     return os.path.join(lab.state_dir, "egress-firewall")
 
 
-def apply(lab, args, ns="corp", check=False, diff=False):
+def _direct(lab, cases, ns, timeout=300):
+    """(name, args, check, diff) cases through tests/lib/module_runner.py, in order, each followed by the
+    confirmation the action plugin would make (``confirm``); {name: result}."""
+    from tests.lib.module_runner import run_module_cases
+    tasks = []
+    for name, args, check, diff in cases:
+        case = task(name, MODULE, args, check=check, diff=diff)
+        case["confirm"] = True
+        tasks.append(case)
+    return run_module_cases(tasks, timeout=timeout, python=lab.interpreter(ns))
+
+
+def apply(lab, args, ns="corp", check=False, diff=False, via="direct"):
+    """One apply in ``ns``. ``via="direct"`` (the default): the module's own code through
+    tests/lib/module_runner.py, with the confirmation run of the action plugin (a tenth of the CPU of an
+    ansible-playbook run); ``via="ansible"`` where the controller is what is tested (the action plugin's
+    connection, what Ansible displays: diffs, warnings)."""
     args = dict(args)
     args.setdefault("state_dir", state_dir(lab))
-    return run_module(MODULE, args, check=check, diff=diff, interpreter=lab.interpreter(ns))
+    if via == "ansible":
+        return run_module(MODULE, args, check=check, diff=diff, interpreter=lab.interpreter(ns))
+    return _direct(lab, [("apply", args, check, diff)], ns)["apply"]
 
 
 def remove(lab, ns="corp", **args):
     """Teardown: ``state: absent`` (default state directory of this lab unless ``state_dir`` is given),
-    the module's own code in ``ns`` through tests/lib/module_runner.py (the action plugin has nothing
-    to do for absent; this saves an ansible-playbook start per test). Fails loudly if it did not work."""
-    from tests.lib.module_runner import run_module_cases
+    the module's own code in ``ns`` through tests/lib/module_runner.py. Fails loudly if it did not work."""
     args = dict({"state": "absent"}, **args)
     args.setdefault("state_dir", state_dir(lab))
-    result = run_module_cases([task("remove", MODULE, args)], timeout=120, python=lab.interpreter(ns))["remove"]
+    result = _direct(lab, [("remove", args, False, False)], ns, timeout=120)["remove"]
     assert result["failed"] is False and result["_crash"] is None, result["_stdout"]
     return result
 
 
-def apply_all(lab, cases, ns="corp", check=False, task_timeout=300):
-    """Run every (name, args) or (name, args, check mode) of ``cases`` as one task of a single playbook
-    run in ``ns``, in order, each whatever the others did; returns {name: result}."""
-    tasks = []
+def apply_all(lab, cases, ns="corp", check=False, task_timeout=300, via="direct"):
+    """Every (name, args) or (name, args, check mode) of ``cases``, in order, each whatever the others
+    did; returns {name: result}. ``via`` as for :func:`apply`; with ``"ansible"`` they are the tasks of
+    a single playbook run."""
+    prepared = []
     for name, args, *mode in cases:
         args = dict(args)
         args.setdefault("state_dir", state_dir(lab))
-        tasks.append(task(name, MODULE, args, check=mode[0] if mode else check))
-    return run_tasks(tasks, interpreter=lab.interpreter(ns), task_timeout=task_timeout)
+        prepared.append((name, args, mode[0] if mode else check, False))
+    if via == "ansible":
+        return run_tasks([task(n, MODULE, a, check=c) for n, a, c, _d in prepared], interpreter=lab.interpreter(ns),
+                         task_timeout=task_timeout)
+    return _direct(lab, prepared, ns, timeout=task_timeout)
 
 
 def ruleset(lab, ns="corp"):

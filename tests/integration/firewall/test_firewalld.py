@@ -455,7 +455,7 @@ def test_module_drives_firewalld_through_ansible(fw, lab, targets):
     """The same through the egress_firewall module (action plugin, argument spec, diff, absent)."""
     from tests.integration.firewall.fwlib import apply, connect
     args = {"backend": "firewalld", "services": ["device_management", "push_provider"], "default_policy": "drop"}
-    res = apply(lab, args, diff=True)
+    res = apply(lab, args, diff=True, via="ansible")
     assert res["changed"] is True and not res["failed"], res
     assert "mdmops-apple" in res["_stdout"]
     got = connect(lab, [("api.push.apple.com", 443, "tcp"), ("1-courier.push.apple.com", 5223, "tcp"),

@@ -30,7 +30,7 @@ def corp(lab):
 
 
 def test_iptables_module_end_to_end(lab, corp):
-    res = apply(lab, ARGS, diff=True)
+    res = apply(lab, ARGS, diff=True, via="ansible")     # the diff as Ansible displays it
     assert res["changed"] is True and not res["failed"], res
     assert "MDMOPS-APPLE" in res["_stdout"]
     targets = selected_targets(DM)
@@ -38,7 +38,7 @@ def test_iptables_module_end_to_end(lab, corp):
     assert {t: got[t] for t in targets} == {t: "ok" for t in targets}
     assert got[("198.51.100.10", 8080, "tcp")] != "ok" and got[("albert.apple.com", 8443, "tcp")] != "ok"
     before = saves(lab)
-    # the same run again, a wider one in check mode, a bad one: one playbook run, none may change anything
+    # the same run again, a wider one in check mode, a bad one: none may change anything
     runs = apply_all(lab, [("again", ARGS), ("check", dict(ARGS, services=DM + ["device_setup"]), True),
                            ("bad", dict(ARGS, extra=[{"address": "10.0.0.0/99", "ports": [1]}]))])
     assert runs["again"]["changed"] is False and not runs["again"]["failed"], runs["again"]
@@ -66,7 +66,7 @@ def test_a_verdict_edited_under_our_comment_in_one_family_is_repaired(lab, corp)
     index, line = [(n + 1, ln) for n, ln in enumerate(lines) if "allow-v6" in ln][0]
     spec = line.split(" ", 2)[2].replace("-j ACCEPT", "-j DROP")
     lab.run("corp", ["sh", "-c", "ip6tables -R MDMOPS-APPLE %d %s" % (index, spec)], check=True)
-    # check mode sees the drift, the next run repairs it, the one after finds nothing to do (one playbook run)
+    # check mode sees the drift, the next run repairs it, the one after finds nothing to do
     runs = apply_all(lab, [("check", dict(ARGS, rollback_timeout=0), True), ("fix", dict(ARGS, rollback_timeout=0)),
                            ("again", dict(ARGS, rollback_timeout=0))])
     assert [runs[n]["changed"] for n in ("check", "fix", "again")] == [True, True, False], runs

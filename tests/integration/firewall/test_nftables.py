@@ -62,7 +62,8 @@ def test_second_run_changes_nothing_and_check_mode_touches_nothing(lab, corp):
     again = apply(lab, DROP)
     assert again["changed"] is False and not again["failed"], again
     before = ruleset(lab)
-    wider = apply(lab, dict(DROP, services=DM + ["device_setup"]), check=True, diff=True)   # adds UDP 123
+    wider = apply(lab, dict(DROP, services=DM + ["device_setup"]), check=True, diff=True,   # adds UDP 123
+                  via="ansible")     # what Ansible displays
     assert wider["changed"] is True and not wider["failed"]
     assert ruleset(lab) == before
     assert "udp . 123" not in before and "+  17.0.0.0/8 udp 123" in wider["_stdout"]
@@ -70,7 +71,7 @@ def test_second_run_changes_nothing_and_check_mode_touches_nothing(lab, corp):
 
 def test_diff_shows_the_change_as_rules_and_elements(lab, corp):
     apply(lab, DROP)
-    res = apply(lab, dict(DROP, extra=[{"address": "198.51.100.10", "ports": [8080]}]), diff=True)
+    res = apply(lab, dict(DROP, extra=[{"address": "198.51.100.10", "ports": [8080]}]), diff=True, via="ansible")
     assert res["changed"] is True
     out = res["_stdout"]
     assert "+  198.51.100.10/32 tcp 8080" in out

@@ -17,7 +17,8 @@ import pytest
 
 from ansible_collections.mdmops.apple.plugins.module_utils._firewall import _rollback
 from tests.integration.firewall.fwlib import apply, apply_all, connect, remove, ruleset
-from tests.lib.ansible_run import run_module
+from tests.lib.ansible_run import run_module, task
+from tests.lib.module_runner import run_module_cases
 
 pytestmark = pytest.mark.lab
 
@@ -78,8 +79,15 @@ def state_dir(tmp_path):
 
 
 def crash_at(lab, args, stage):
-    return run_module("mdmops.apple.egress_firewall", args, interpreter=lab.interpreter("corp"),
-                      env={_rollback.CRASH_ENV: stage})
+    """The module killed at ``stage`` of an apply, as if the controller were lost there (the module's own
+    code, tests/lib/module_runner.py); at ``confirm``, the confirmation run of the action plugin dies,
+    so that one goes through Ansible."""
+    if stage == "confirm":
+        return run_module("mdmops.apple.egress_firewall", args, interpreter=lab.interpreter("corp"),
+                          env={_rollback.CRASH_ENV: stage})
+    case = task("crash", "mdmops.apple.egress_firewall", args)
+    case["confirm"] = True
+    return run_module_cases([case], timeout=120, python=lab.interpreter("corp"), env={_rollback.CRASH_ENV: stage})["crash"]
 
 
 @pytest.mark.parametrize("stage", ["locked", "armed", "applied", "verified"])
@@ -101,7 +109,7 @@ def test_a_controller_lost_at_any_moment_of_an_apply_ends_restored(lab, corp, st
 
 
 def test_an_unusable_state_dir_fails_before_anything_changes(lab, corp, tmp_path):
-    """Each kind of unusable state_dir is one task of a single playbook run; none may change the ruleset."""
+    """Each kind of unusable state_dir is one case; none may change the ruleset."""
     cases = []
     for kind in ("symlink", "file", "world_writable", "other_owner", "group_writable"):
         bad = tmp_path / ("bad-" + kind)
@@ -177,7 +185,7 @@ def test_two_concurrent_applies_end_consistent(lab, corp, state_dir, backend):
 
 
 def test_a_stale_timer_never_undoes_a_confirmed_change(lab, corp, state_dir):
-    # both applies in one playbook run: the second starts a task boundary after the first armed its timer,
+    # both applies in one runner process: the second starts as soon as the first has armed its timer,
     # so the first timer is still pending when the second takes it over, however loaded the machine
     runs = apply_all(lab, [
         ("first", dict(DROP, rollback_timeout=20, rollback_confirm="manual", state_dir=state_dir)),
@@ -213,7 +221,7 @@ def test_manual_confirm_keeps_and_no_confirm_restores(lab, corp, state_dir):
     assert res["rollback"]["pending"] is True and res["changed"] is True
     restore_now(state_dir, res["rollback"]["token"])
     assert ruleset(lab) == corp
-    # a confirmation that comes too late, then a new manual apply (one playbook run)
+    # a confirmation that comes too late, then a new manual apply
     runs = apply_all(lab, [("late", {"confirm_token": res["rollback"]["token"], "state_dir": state_dir}),
                            ("again", dict(DROP, rollback_timeout=600, rollback_confirm="manual", state_dir=state_dir))])
     assert runs["late"]["rollback"]["status"] == "rolled_back", runs["late"]
@@ -229,12 +237,28 @@ def test_manual_confirm_keeps_and_no_confirm_restores(lab, corp, state_dir):
 
 
 def test_a_drop_policy_arms_a_timer_by_default_and_the_action_plugin_confirms_it(lab, corp, state_dir):
-    res = apply(lab, dict(DROP, state_dir=state_dir))
+    res = apply(lab, dict(DROP, state_dir=state_dir), via="ansible")
     assert not res["failed"], res
     assert res["rollback"]["status"] == "confirmed" and res["rollback"]["timeout"] == 120
     assert pending(state_dir) == []
     optout = apply(lab, dict(DROP, services=DM + ["device_setup"], state_dir=state_dir, rollback_timeout=0))
     assert optout["changed"] is True and "rollback" not in optout
+
+
+def test_the_module_runner_confirms_as_the_action_plugin_does(lab, corp, state_dir):
+    """Most tests here apply through tests/lib/module_runner.py, which confirms a timer the way the action
+    plugin does (the same functions of _rollback decide): both paths end with the same result."""
+    through_ansible = apply(lab, dict(DROP, state_dir=state_dir), via="ansible")
+    remove(lab, state_dir=state_dir)
+    direct = apply(lab, dict(DROP, state_dir=state_dir))
+    ignored = {"invocation", "_stdout", "_crash", "_rc", "_tracebacks", "_runner", "_confirmation", "_ansible_no_log",
+               "diff"}     # Ansible drops a diff it was not asked for
+    for res in (through_ansible, direct):
+        assert res["changed"] and not res["failed"] and res["rollback"]["status"] == "confirmed", res
+        assert res["rollback"]["pending"] is False
+    assert set(through_ansible) - ignored == set(direct) - ignored, sorted(set(through_ansible) ^ set(direct))
+    assert set(through_ansible["rollback"]) == set(direct["rollback"])
+    assert pending(state_dir) == []
 
 
 def test_when_no_confirmation_reaches_the_host_the_task_fails_and_the_host_restores(lab, corp, state_dir):
@@ -249,7 +273,7 @@ def test_when_no_confirmation_reaches_the_host_the_task_fails_and_the_host_resto
 
 
 def test_keep_snapshots_prunes_finished_timers(lab, corp, state_dir):
-    # three confirmed applies (one playbook run, each through the action plugin) with keep_snapshots 2: one is pruned
+    # three confirmed applies (each with its confirmation run) with keep_snapshots 2: one is pruned
     results = apply_all(lab, [("apply %d" % n, dict(DROP, services=DM if n % 2 else DM + ["device_setup"],
                                                     state_dir=state_dir, keep_snapshots=2)) for n in range(3)])
     assert all(r["changed"] and not r["failed"] and r["rollback"]["status"] == "confirmed"
@@ -268,7 +292,7 @@ def test_drift_in_a_verdict_under_our_comment_is_repaired(lab, corp, state_dir):
                      "ip", "daddr", ".", "meta", "l4proto", ".", "th", "dport", "@allow_v4", "counter", "drop",
                      "comment", '"%s"' % comment], check=True)
     assert connect(lab, [("api.push.apple.com", 443, "tcp")]) != {("api.push.apple.com", 443, "tcp"): "ok"}
-    # check mode sees the drift, the next run repairs it, the one after finds nothing to do (one playbook run)
+    # check mode sees the drift, the next run repairs it, the one after finds nothing to do
     args = dict(DROP, rollback_timeout=0, state_dir=state_dir)
     runs = apply_all(lab, [("check", args, True), ("fix", args), ("again", args)])
     assert [runs[n]["changed"] for n in ("check", "fix", "again")] == [True, True, False], runs
