@@ -67,3 +67,44 @@ def test_only_the_chosen_backend_is_imported(name, absent):
                          env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))).stdout.splitlines()
     assert not set(absent) & set(json.loads(out[0]))
     assert out[1] == "False"
+
+
+# -- what the action plugin confirms, and what the task then reports --------------------------------
+
+PENDING = {"changed": True, "rollback": {"pending": True, "token": "nftables-mdmops_apple-0123456789abcdef",
+                                        "timeout": 120, "status": "pending"}}
+
+
+def test_confirmation_args_take_the_token_and_the_options_that_find_the_timer():
+    args = {"services": ["push_provider"], "default_policy": "drop", "state_dir": "/srv/fw", "table": "t",
+            "lock_timeout": 5, "keep_snapshots": 2, "backend": "nftables"}
+    assert _rollback.confirmation_args(args, PENDING) == {
+        "confirm_token": "nftables-mdmops_apple-0123456789abcdef", "state_dir": "/srv/fw", "table": "t",
+        "lock_timeout": 5, "keep_snapshots": 2, "backend": "nftables"}
+
+
+@pytest.mark.parametrize("args, result", [
+    ({"rollback_confirm": "manual"}, PENDING),                      # the user confirms later
+    ({}, dict(PENDING, failed=True)),                               # the change failed
+    ({}, {"changed": True}),                                        # no timer
+    ({}, {"changed": False, "rollback": {"pending": False, "status": "confirmed"}}),
+])
+def test_nothing_to_confirm(args, result):
+    assert _rollback.confirmation_args(args, result) is None
+
+
+def test_a_confirmed_timer_is_reported_confirmed():
+    merged = _rollback.merge_confirmation(PENDING, {"rollback": {"status": "confirmed"}})
+    assert merged["rollback"] == dict(PENDING["rollback"], pending=False, status="confirmed")
+    assert not merged.get("failed") and PENDING["rollback"]["pending"] is True      # the input is left alone
+
+
+@pytest.mark.parametrize("confirmed, why", [
+    ({"failed": True, "msg": "Failed to connect to the host"}, "Failed to connect to the host"),
+    ({"rollback": {"status": "rolled_back"}}, "rolled_back"),
+])
+def test_an_unconfirmed_change_fails_and_says_the_host_restores_itself(confirmed, why):
+    merged = _rollback.merge_confirmation(PENDING, confirmed)
+    assert merged["failed"] is True and "(%s)" % why in merged["msg"]
+    assert "restores the previous rules by itself 120 s after the change" in merged["msg"]
+    assert "nftables-mdmops_apple-0123456789abcdef" in merged["msg"]
