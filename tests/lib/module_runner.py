@@ -33,23 +33,30 @@ from typing import Any, Dict, List, Optional, Sequence
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PREFIX = "mdmops.apple."
+# imported by the runner process before it forks, so that each case does not import them again: what
+# these modules import lazily on their first request (the console HTTP client, the provider layer)
+PRELOAD = {"push_certificate": ("httpx",), "push_certificate_info": ("httpx",), "push_connectivity": ("httpx",)}
 
 
 def run_module_cases(cases: Sequence[Dict[str, Any]], timeout: int = 60, python: str = sys.executable,
-                     env: Optional[Dict[str, str]] = None) -> Dict[str, Dict[str, Any]]:
-    """``cases`` made with tests.lib.ansible_run.task(), run in order (one runner process per run of
-    consecutive cases of one module); {name: result}. ``python``: the interpreter to run them with,
+                     env: Optional[Dict[str, str]] = None, ordered: bool = False) -> Dict[str, Dict[str, Any]]:
+    """``cases`` made with tests.lib.ansible_run.task(); {name: result}. The cases of one module run
+    in their order, in one runner process per module; with ``ordered``, all cases run in their order
+    (one runner process per run of consecutive cases of one module). ``python``: the interpreter to run them with,
     e.g. a lab namespace's (``lab.interpreter(ns)``). A case with ``"confirm": True`` (egress_firewall)
     is followed, as the module's action plugin does, by the run that confirms its rollback timer.
     ``env``: more environment variables for the runner process (and so for every case)."""
     from lab.collection import collections_root
     names = [c["name"] for c in cases]
     assert len(set(names)) == len(names), "case names must be unique"
-    batches: List[List[Dict[str, Any]]] = []      # consecutive cases of one module: one process, in order
+    batches: List[List[Dict[str, Any]]] = []      # one runner process per batch of one module's cases
     for c in cases:
         assert c["module"].startswith(PREFIX), "only this collection's modules: %s" % c["module"]
-        if batches and batches[-1][0]["module"] == c["module"]:
+        same = [b for b in batches if b[0]["module"] == c["module"]]
+        if ordered and batches and batches[-1][0]["module"] == c["module"]:
             batches[-1].append(c)
+        elif not ordered and same:
+            same[0].append(c)
         else:
             batches.append([c])
     env = dict(os.environ, **(env or {}))
@@ -162,6 +169,11 @@ def _confirmed(main, case: Dict[str, Any], result: Dict[str, Any], timeout: int)
 
 def _serve(request: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
     module = importlib.import_module("ansible_collections.mdmops.apple.plugins.modules." + request["module"])
+    for name in PRELOAD.get(request["module"], ()):
+        try:
+            importlib.import_module(name)
+        except ImportError:         # the module then says what is missing, as on a host without it
+            pass
     timeout = request["timeout"]
     results = {}
     for case in request["cases"]:
