@@ -1,18 +1,21 @@
 """Each module's RETURN documentation matches what it really returns.
 
-Every module runs for real (the runs of one module are the tasks of one ansible-playbook run,
-in order) with options that make it return everything it can, and the results are checked
-against RETURN both ways:
+Every module runs for real (its own code on real files, emulators and lab namespaces, through
+tests/lib/module_runner.py: the RETURN keys are what the module answers; egress_firewall's
+confirmation run is made as its action plugin makes it) with options that make it return everything
+it can, and the results are checked against RETURN both ways:
 nothing undocumented comes back, every documented key comes back from some
 run, with the documented type (tests/lib/return_doc.py).
 """
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 
-from tests.lib.ansible_run import run_module, run_tasks, task
+from tests.lib.ansible_run import task
+from tests.lib.module_runner import run_module_cases
 from tests.lib.return_doc import check_return_doc
 
 SEED = os.path.join(os.path.dirname(__file__), "..", "unit", "fixtures", "apple_enterprise_networks_fr.txt")
@@ -24,10 +27,12 @@ def ok(result):
 
 
 def runs(module, *args_list, interpreter=None):
-    """Each of ``args_list`` as one task of a single playbook run, in order; the results in that order
-    (a failed task does not stop the next ones)."""
-    tasks = [task("run %d" % n, module, args) for n, args in enumerate(args_list)]
-    results = run_tasks(tasks, interpreter=interpreter, tracebacks=False)
+    """Each of ``args_list`` as one run of ``module``, in order (with egress_firewall's confirmation
+    run where its action plugin makes one); the results in that order (a failed run does not stop the
+    next ones)."""
+    confirm = module == "mdmops.apple.egress_firewall"
+    tasks = [dict(task("run %d" % n, module, args), confirm=confirm) for n, args in enumerate(args_list)]
+    results = run_module_cases(tasks, timeout=300, python=interpreter or sys.executable, ordered=True)
     return [results["run %d" % n] for n in range(len(args_list))]
 
 
@@ -134,6 +139,6 @@ def test_egress_firewall(lab):
             {"state": "absent", "state_dir": state_dir}, interpreter=lab.interpreter("corp")))
         assert cidr["uncovered"]
     finally:
-        run_module("mdmops.apple.egress_firewall", {"state": "absent", "state_dir": state_dir},
-                   interpreter=lab.interpreter("corp"))
+        from tests.integration.firewall.fwlib import remove
+        remove(lab, state_dir=state_dir)
     check_return_doc("egress_firewall", present, cidr, absent, exhaustive=True)

@@ -20,7 +20,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 # keys Ansible itself adds to every result
 ANSIBLE_KEYS = {"changed", "failed", "msg", "invocation", "diff", "warnings", "deprecations",
                 "_ansible_no_log", "_ansible_verbose_always", "ansible_facts", "skipped", "_rc", "_stdout",
-                "_crash", "_tracebacks"}  # _rc and after: added by tests/lib/ansible_run.py
+                "_crash", "_tracebacks", "_runner", "_confirmation"}
+# _rc and after: added by tests/lib/ansible_run.py and tests/lib/module_runner.py
 
 TYPES = {
     "str": (str,),

@@ -71,8 +71,9 @@ def test_only_the_chosen_backend_is_imported(name, absent):
 
 # -- what the action plugin confirms, and what the task then reports --------------------------------
 
-PENDING = {"changed": True, "rollback": {"pending": True, "token": "nftables-mdmops_apple-0123456789abcdef",
-                                        "timeout": 120, "status": "pending"}}
+PENDING = {"changed": True,
+           "rollback": {"pending": True, "token": "nftables-mdmops_apple-0123456789abcdef", "timeout": 120,
+                        "status": "pending"}}
 
 
 def test_confirmation_args_take_the_token_and_the_options_that_find_the_timer():
