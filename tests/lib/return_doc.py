@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ast
 import os
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Sequence
 
 import yaml
 
@@ -98,11 +98,13 @@ def _all_names(docs: Dict[str, Any], where: str = "") -> List[str]:
     return names
 
 
-def check_return_doc(module: str, *results: Dict[str, Any], exhaustive: bool = False) -> None:
+def check_return_doc(module: str, *results: Dict[str, Any], exhaustive: bool = False,
+                     elsewhere: Sequence[str] = ()) -> None:
     """Assert that ``results`` (one or more runs of ``module``) agree with its RETURN.
 
     With ``exhaustive``, every documented key (nested ones too) must appear in
-    at least one of the results.
+    at least one of the results, but those of ``elsewhere`` (dotted names another
+    test shows, e.g. with ``must_return``).
     """
     docs = return_doc(module)
     problems: List[str] = []
@@ -110,6 +112,17 @@ def check_return_doc(module: str, *results: Dict[str, Any], exhaustive: bool = F
     for result in results:
         _check_keys(result, docs, "", problems, seen)
     if exhaustive:
-        missing = [n for n in _all_names(docs) if n not in seen]
+        missing = [n for n in _all_names(docs) if n not in seen and n not in elsewhere]
         problems.extend("%s: documented but returned by none of the runs" % n for n in missing)
+    assert not problems, "%s RETURN vs its output:\n  %s" % (module, "\n  ".join(problems))
+
+
+def must_return(module: str, names: Sequence[str], *results: Dict[str, Any]) -> None:
+    """Assert that ``results`` agree with ``module``'s RETURN and return each of ``names`` (dotted)."""
+    docs = return_doc(module)
+    problems: List[str] = []
+    seen: set = set()
+    for result in results:
+        _check_keys(result, docs, "", problems, seen)
+    problems.extend("%s: documented but returned by none of the runs" % n for n in names if n not in seen)
     assert not problems, "%s RETURN vs its output:\n  %s" % (module, "\n  ".join(problems))
