@@ -17,10 +17,11 @@
 # With arguments, runs only those steps; `pytest` means unit lab serial, `compat` and
 # `sanity` mean all their versions.
 #
-# Independent steps run side by side, at most $MDMOPS_TEST_JOBS at a time (default 3: the
-# lab and molecule steps spend much of their time waiting on timers and the network, so
-# three keep two cores busy); each step's output is printed whole when it ends, then a time
-# table and one closing line with the test counts of all pytest steps.
+# Independent steps run side by side, at most $MDMOPS_TEST_JOBS at a time (default 4: the
+# lab, serial and molecule steps spend much of their time waiting on timers and the network
+# (serial: 80 CPU-s in about 300 s), so four keep two cores busy); each step's output is
+# printed whole when it ends, then a time table and one closing line with the test counts of
+# all pytest steps.
 #
 # Lab prefixes: every step derives its own from $MDMOPS_LAB_PREFIX (default mdmt), so two
 # checkouts (or two people) running this at once must set different ones.
@@ -34,8 +35,8 @@ export MDMOPS_LAB_REQUIRED=1
 # the HTML report must be opened in a real browser: a missing chromium fails the run
 export MDMOPS_BROWSER_REQUIRED=1
 BASE=${MDMOPS_LAB_PREFIX:-mdmt}
-JOBS=${MDMOPS_TEST_JOBS:-3}
-LAB_WORKERS=${MDMOPS_TEST_WORKERS:-3}   # lab tests wait on timeouts and timers as much as they compute
+JOBS=${MDMOPS_TEST_JOBS:-4}
+LAB_WORKERS=${MDMOPS_TEST_WORKERS:-4}   # lab tests wait on timeouts and timers more than they compute
 CURRENT_CORE=2.19
 OLDER_CORES=(2.17 2.18)
 
@@ -54,9 +55,8 @@ declare -A running=()
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# longest first, so that the short ones fill the gaps at the end (unit early: it is short but its
-# failures are the quickest to read); molecule before the older cores' steps, which are shorter
-ALL=(lab serial unit "sanity-$CURRENT_CORE" molecule)
+# longest first, so that the short ones (unit, the older cores' steps, lint) fill the gaps at the end
+ALL=(lab serial "sanity-$CURRENT_CORE" molecule unit)
 for v in "${OLDER_CORES[@]}"; do ALL+=("compat-$v" "sanity-$v"); done
 ALL+=(lint)
 
