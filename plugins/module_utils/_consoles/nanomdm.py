@@ -16,7 +16,8 @@ What its source says (read, not copied):
   It accepts expired certificates and overwrites the topic's certificate silently: our guards are
   the only protection.
 * ``GET /v1/pushcert?topic=<topic>`` (``NewRetrievePushCertHandler``, registered beside the PUT in
-  ``http/api/v1.go`` ``HandleAPIv1`` with a switch on the method; not in releases up to v0.9.0):
+  ``http/api/v1.go`` ``HandleAPIv1`` with a switch on the method, other methods 405; added by pull
+  request #243, merged 2026-03-13, so not in releases up to v0.9.0):
   200 ``{"topic", "not_after"}`` of the stored certificate, 400 without ``topic``, 500 when the
   storage has none for the topic (file storage: ``open <dir>/<topic>.pem: no such file or
   directory``; SQL storage: ``sql: no rows in result set``). Topic and expiry are all it returns:
