@@ -24,7 +24,8 @@ adapter gets both as ``token_url`` and ``url``), following Microsoft's documenta
 * ``GET /v1.0/deviceManagement/applePushNotificationCertificate``: 200 with the entity
   (``@odata.context``, ``id``, ``appleIdentifier``, ``topicIdentifier``, ``lastModifiedDateTime``,
   ``expirationDateTime``, ``certificateUploadStatus``, ``certificateUploadFailureReason``,
-  ``certificateSerialNumber`` in upper-case hex as .NET writes it, ``certificate`` null); 404
+  ``certificateSerialNumber`` in upper-case hex as .NET writes it (``serial_format: "decimal"`` in
+  the store writes it in decimal instead: Microsoft does not document the form), ``certificate`` null); 404
   ``ResourceNotFound`` while the tenant holds none.
 * ``PATCH`` of it, JSON with ``appleIdentifier`` and ``certificate`` (PEM text): the certificate
   is parsed, topic, serial and expiry filled in, and it must be signed for the tenant's CSR key
@@ -312,7 +313,8 @@ class IntuneHandler(ConsoleHandler):
             uids = cert.subject.get_attributes_for_oid(NameOID.USER_ID)
             entity["topicIdentifier"] = uids[0].value if uids else None
             entity["expirationDateTime"] = _graph_time(cert.not_valid_after_utc)
-            entity["certificateSerialNumber"] = "%X" % cert.serial_number
+            entity["certificateSerialNumber"] = (str(cert.serial_number) if store.get("serial_format") == "decimal"
+                                                 else "%X" % cert.serial_number)
         return entity
 
     def read(self):

@@ -187,6 +187,8 @@ def held_summary(console: Console, held: Optional[Held], cert_facts: Optional[Di
                            "known": held is None or held.known, "reason": None, "topic": None, "serial_number": None,
                            "not_after": None, "fingerprint_sha256": None, "apple_id": None, "days_remaining": None,
                            "expired": None, "expires_soon": None, "facts": {}}
+    # compared first: an ambiguous serial (Intune) is then reported in the reading that matched
+    comparison = compare(held, cert_facts, console.capabilities.identity) if cert_facts is not None else None
     if held is None:
         out["reason"] = "the console holds no push certificate" + (" for this topic" if console.capabilities.per_topic
                                                                    else "")
@@ -201,7 +203,6 @@ def held_summary(console: Console, held: Optional[Held], cert_facts: Optional[Di
             remaining = (end - moment).total_seconds() / 86400.0
             out.update(days_remaining=int(math.floor(remaining)), expired=moment > end,
                        expires_soon=moment > end or remaining < expires_within_days)
-    if cert_facts is not None:
-        verdict, basis = compare(held, cert_facts, console.capabilities.identity)
-        out["comparison"] = {"verdict": verdict, "basis": basis}
+    if comparison is not None:
+        out["comparison"] = {"verdict": comparison[0], "basis": comparison[1]}
     return out

@@ -102,6 +102,9 @@ class Held:
     known: bool = True
     topic: Optional[str] = None
     serial: Optional[str] = None            # decimal, as push_certificate_info's serial_number
+    # other decimal serials the console's value may stand for (Intune: all digits reads as hex or as decimal);
+    # compare() keeps, in ``serial``, the reading that matches the certificate it compares with
+    serial_alternatives: Tuple[str, ...] = ()
     not_after: Optional[str] = None         # ISO 8601 UTC, as push_certificate_info
     fingerprint_sha256: Optional[str] = None  # colon hex, as push_certificate_info
     apple_id: Optional[str] = None
@@ -128,7 +131,9 @@ def compare(held: Optional[Held], cert_facts: Dict[str, Any], identity: str = "f
     keys: topic, serial_number, not_after, fingerprint_sha256)? Returns ``(verdict, basis)``:
     ``same``, ``different`` or ``unknown``, and what it was decided on.
 
-    ``unknown`` whenever the console could not tell or told too little: never a guess."""
+    ``unknown`` whenever the console could not tell or told too little: never a guess. A serial the
+    console gave ambiguously (``held.serial_alternatives``) matches in any of its readings; the one
+    that matched is then ``held.serial``, so what is reported afterwards agrees."""
     if held is None:
         return "different", "the console holds no push certificate"
     if not held.known:
@@ -138,7 +143,10 @@ def compare(held: Optional[Held], cert_facts: Dict[str, Any], identity: str = "f
             str(cert_facts["fingerprint_sha256"]).replace(":", "").upper()
         return ("same" if same else "different"), "SHA-256 fingerprint"
     if held.serial and cert_facts.get("serial_number") and held.topic:
-        same = str(held.serial) == str(cert_facts["serial_number"]) and held.topic == cert_facts.get("topic")
+        wanted = str(cert_facts["serial_number"])
+        if wanted != str(held.serial) and wanted in held.serial_alternatives:
+            held.serial = wanted        # the reading of an ambiguous value that names this certificate
+        same = str(held.serial) == wanted and held.topic == cert_facts.get("topic")
         return ("same" if same else "different"), "serial number and topic"
     if held.topic and held.not_after and identity == "not_after":
         if held.topic != cert_facts.get("topic"):

@@ -210,8 +210,8 @@ def rotate(console: Console, spec: RotationSpec, check_mode: bool = False) -> Ro
     result = Rotation(console=console.name, new=facts)
     read_topic = spec.expected_topic or facts["topic"]
     held = console.read(read_topic)
-    result.before = held.as_dict() if held is not None else None
     result.verdict, result.basis = compare(held, facts, console.capabilities.identity)
+    result.before = held.as_dict() if held is not None else None     # after compare: the serial it read
     if result.verdict == "same":
         result.after = result.before
         result.verified = True
@@ -246,8 +246,8 @@ def rotate(console: Console, spec: RotationSpec, check_mode: bool = False) -> Ro
     result.answer = console.upload(cert_pem, key_pem, spec.apple_id)
     result.uploaded = True
     after = console.read(facts["topic"])
-    result.after = after.as_dict() if after is not None else None
     verdict, basis = compare(after, facts, console.capabilities.identity)
+    result.after = after.as_dict() if after is not None else None
     if verdict == "different":
         raise ConsoleError("%s accepted the upload but does not report the new certificate when read back (%s; "
                            "expected topic %s, serial %s, valid until %s; %s): check the console's logs, it may "

@@ -44,10 +44,12 @@ What Microsoft documents (read, not copied):
   ``https://microsoftgraph.chinacloudapi.cn``/``https://login.chinacloudapi.cn`` (21Vianet). The
   scope always follows ``url``.
 
-Assumption (not documented by Microsoft): ``certificateSerialNumber`` is the hexadecimal serial,
-as .NET's ``X509Certificate2.SerialNumber`` writes it; it is read as hex (colons and spaces
-ignored) and turned into the decimal form push_certificate_info reports. A value that is not hex
-leaves the serial unknown, so :func:`compare` answers ``unknown`` and nothing is claimed.
+Microsoft documents ``certificateSerialNumber`` as a read-only string, not its form. It is read as
+the hexadecimal serial, as .NET's ``X509Certificate2.SerialNumber`` writes it (colons and spaces
+ignored), turned into the decimal form push_certificate_info reports; a value of digits only is
+read as decimal too (``Held.serial_alternatives``), and :func:`compare` takes the reading that
+names the certificate, so either form gives the same answers. A value that is neither leaves the
+serial unknown, so :func:`compare` answers ``unknown`` and nothing is claimed.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ import base64
 import binascii
 import json
 import re
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import quote, urlsplit
 
 from ansible_collections.mdmops.apple.plugins.module_utils._consoles._base import (
@@ -105,17 +107,27 @@ AADSTS_HINTS = {
 }
 
 
-def serial_from_graph(value: Any) -> Optional[str]:
-    """The decimal serial of Graph's ``certificateSerialNumber`` (hex, see the module docstring);
-    None when it is empty or not hex."""
+def serials_from_graph(value: Any) -> Tuple[str, ...]:
+    """The decimal serials Graph's ``certificateSerialNumber`` may stand for (see the module
+    docstring): its hex reading, then, for digits only, its decimal reading; () when it is neither."""
     if not isinstance(value, str):
-        return None
+        return ()
     text = value.replace(":", "").replace(" ", "").strip()
     if text.lower().startswith("0x"):
         text = text[2:]
     if not text or not _HEX.match(text):
-        return None
-    return str(int(text, 16))
+        return ()
+    readings = [str(int(text, 16))]
+    if text.isdigit() and str(int(text, 10)) != readings[0]:
+        readings.append(str(int(text, 10)))
+    return tuple(readings)
+
+
+def serial_from_graph(value: Any) -> Optional[str]:
+    """The first reading of Graph's ``certificateSerialNumber`` (:func:`serials_from_graph`): the
+    decimal serial of its hex; None when it is empty or not hex."""
+    readings = serials_from_graph(value)
+    return readings[0] if readings else None
 
 
 def csr_pem_from_value(value: Any) -> str:
@@ -400,8 +412,9 @@ def held_from_entity(entity: Dict[str, Any]) -> Optional[Held]:
     facts = {k: entity.get(k) for k in FIELDS if k in entity}
     if not topic and not serial and not entity.get("certificate"):
         return None
-    held = Held(topic=topic, serial=serial_from_graph(serial), not_after=iso(expiry),
-                apple_id=entity.get("appleIdentifier") or None, facts=facts)
+    readings = serials_from_graph(serial)
+    held = Held(topic=topic, serial=readings[0] if readings else None, serial_alternatives=readings[1:],
+                not_after=iso(expiry), apple_id=entity.get("appleIdentifier") or None, facts=facts)
     text = entity.get("certificate")
     if isinstance(text, str) and "-----BEGIN CERTIFICATE-----" in text:
         try:

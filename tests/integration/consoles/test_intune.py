@@ -208,6 +208,22 @@ def test_malformed_and_unapplied_answers(emu, push_pki):
     assert console.read() is None and emu.control.writes() == []     # ...the read-back shows it did not
 
 
+def test_a_serial_in_decimal_gives_the_same_answers(emu, push_pki):
+    """Microsoft does not document the form of certificateSerialNumber (the emulator writes hex, as .NET
+    does, unless told otherwise): in decimal, a first setup is verified, a re-run changes nothing, and
+    the serial reported is the certificate's."""
+    emu.control.set_held(dict(emu.control.held(), serial_format="decimal"))
+    console = intune(emu)
+    first = signed_for_intune(push_pki, emu)
+    done = rotate(console, RotationSpec(cert=first.cert, apple_id=APPLE_ID, allow_new_topic=True))
+    serial = str(first.cert.serial_number)
+    assert done.uploaded and done.verified is True and done.after["serial_number"] == serial
+    assert console.read().facts["certificateSerialNumber"] == serial          # what Graph answered
+    again = rotate(console, RotationSpec(cert=first.cert, apple_id=APPLE_ID))
+    assert not again.changed and again.verdict == "same" and again.before["serial_number"] == serial
+    assert len(graph(emu, "PATCH")) == 1
+
+
 def test_rotate_end_to_end_sends_no_key(emu, push_pki, tmp_path):
     """CSR from Intune -> signed "by Apple" -> rotate: first setup, re-run, renewal with backup,
     refusals with Intune unchanged; no private key ever crosses the wire."""

@@ -28,6 +28,28 @@ def test_serial_from_graph_reads_hex(value, decimal):
     assert intune.serial_from_graph(value) == decimal
 
 
+@pytest.mark.parametrize("value,readings", [
+    ("0A1B", ("2587",)), ("12", ("18", "12")), ("0x12", ("18", "12")), ("10", ("16", "10")),
+    ("0", ("0",)), ("not hex", ()), (None, ()),
+])
+def test_a_serial_of_digits_only_is_read_both_ways(value, readings):
+    assert intune.serials_from_graph(value) == readings
+
+
+@pytest.mark.parametrize("form", ["%X", "%d"])
+def test_either_form_of_the_serial_names_the_certificate(push, form):
+    """Microsoft does not document the form of certificateSerialNumber: hex (as .NET writes it) or
+    decimal give the same verdicts, and the serial reported is the certificate's."""
+    facts = certificate_facts(push.cert)
+    entity = {"topicIdentifier": push.topic, "expirationDateTime": facts["not_after"],
+              "certificateSerialNumber": form % push.cert.serial_number}
+    held = intune.held_from_entity(entity)
+    assert c.compare(held, facts, "serial") == ("same", "serial number and topic")
+    assert held.serial == facts["serial_number"] and held.as_dict()["serial_number"] == facts["serial_number"]
+    other = certificate_facts(ApplePushPKI().push(push.topic).cert)
+    assert c.compare(intune.held_from_entity(entity), other, "serial")[0] == "different"
+
+
 def test_csr_in_each_encoding(push):
     csr = x509.CertificateSigningRequestBuilder().subject_name(
         x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "t")])).sign(push.key, hashes.SHA256())
