@@ -109,16 +109,18 @@ AADSTS_HINTS = {
 
 def serials_from_graph(value: Any) -> Tuple[str, ...]:
     """The decimal serials Graph's ``certificateSerialNumber`` may stand for (see the module
-    docstring): its hex reading, then, for digits only, its decimal reading; () when it is neither."""
+    docstring): its hex reading, then, for plain digits, its decimal reading; () when it is neither.
+    A ``0x`` prefix, colons or spaces can only be hex: no decimal reading then."""
     if not isinstance(value, str):
         return ()
-    text = value.replace(":", "").replace(" ", "").strip()
+    plain = value.strip()
+    text = plain.replace(":", "").replace(" ", "")
     if text.lower().startswith("0x"):
         text = text[2:]
     if not text or not _HEX.match(text):
         return ()
     readings = [str(int(text, 16))]
-    if text.isdigit() and str(int(text, 10)) != readings[0]:
+    if plain.isdigit() and str(int(plain, 10)) != readings[0]:
         readings.append(str(int(text, 10)))
     return tuple(readings)
 

@@ -29,8 +29,9 @@ def test_serial_from_graph_reads_hex(value, decimal):
 
 
 @pytest.mark.parametrize("value,readings", [
-    ("0A1B", ("2587",)), ("12", ("18", "12")), ("0x12", ("18", "12")), ("10", ("16", "10")),
-    ("0", ("0",)), ("not hex", ()), (None, ()),
+    ("0A1B", ("2587",)), ("12", ("18", "12")), (" 12 ", ("18", "12")), ("10", ("16", "10")), ("0", ("0",)),
+    ("0x12", ("18",)), ("01:02", ("258",)), ("01 02", ("258",)),     # written as hex: hex only
+    ("not hex", ()), (None, ()),
 ])
 def test_a_serial_of_digits_only_is_read_both_ways(value, readings):
     assert intune.serials_from_graph(value) == readings
